@@ -1,0 +1,24 @@
+"""Root pytest configuration: offline, quiet and comparable notebook runs under nbval."""
+
+from __future__ import annotations
+
+import os
+
+# Set before any kernel starts: nbval's kernels inherit this environment.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TUTORIAL_PROGRESS", "0")  # progress bars print timings, which never compare equal
+os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+
+collect_ignore_glob = ["chapters/*", ".venv*/*", "benchmarks/*"]
+
+
+def pytest_collectstart(collector):
+    """HTML (circuitsvis, widgets' fallbacks) carries random ids: never compare it."""
+    if collector.fspath and collector.fspath.ext == ".ipynb":
+        collector.skip_compare += (
+            "text/html",
+            "application/javascript",
+            "application/vnd.jupyter.widget-view+json",
+            "application/vnd.jupyter.widget-state+json",
+        )

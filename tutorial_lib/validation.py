@@ -1,0 +1,68 @@
+"""Input checks shared by every public function: fail early, say what was expected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+
+
+class TutorialInputError(ValueError):
+    """Raised when a public function gets input it cannot use; the message says what was expected."""
+
+
+def expect_tensor(x: object, name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TutorialInputError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
+    return x
+
+
+def expect_ndim(x: object, ndim: int, name: str, dims: str = "") -> torch.Tensor:
+    """Check `x` is a tensor with `ndim` dimensions; `dims` names them, e.g. "[batch, pos]"."""
+    x = expect_tensor(x, name)
+    if x.ndim != ndim:
+        shape_note = f" {dims}" if dims else ""
+        raise TutorialInputError(
+            f"{name} must have {ndim} dimensions{shape_note}, got shape {tuple(x.shape)}."
+        )
+    return x
+
+
+def expect_shape(x: object, shape: Sequence[int | None], name: str, dims: str = "") -> torch.Tensor:
+    """Check `x` has `shape`; None in `shape` matches any size."""
+    x = expect_ndim(x, len(shape), name, dims)
+    if any(want is not None and want != got for want, got in zip(shape, x.shape)):
+        want = tuple("*" if s is None else s for s in shape)
+        shape_note = f" {dims}" if dims else ""
+        raise TutorialInputError(f"{name} must have shape {want}{shape_note}, got {tuple(x.shape)}.")
+    return x
+
+
+def expect_dtype(x: object, kind: str, name: str) -> torch.Tensor:
+    """kind is "float", "int" or "bool"."""
+    x = expect_tensor(x, name)
+    ok = {
+        "float": x.is_floating_point(),
+        "int": not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool,
+        "bool": x.dtype == torch.bool,
+    }[kind]
+    if not ok:
+        raise TutorialInputError(f"{name} must be a {kind} tensor, got dtype {x.dtype}.")
+    return x
+
+
+def expect_choice(value: object, choices: Iterable[object], name: str) -> object:
+    choices = list(choices)
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise TutorialInputError(f"{name} must be one of {listed}; got {value!r}.")
+    return value
+
+
+def expect_range(value: float, name: str, low: float | None = None, high: float | None = None) -> float:
+    """Check low <= value <= high (either bound may be None)."""
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise TutorialInputError(f"{name} must lie in [{lo}, {hi}], got {value!r}.")
+    return value

@@ -140,3 +140,18 @@ def test_generated_stubs_fail_their_checks(path: Path, capsys):
                 exec(compile("from __future__ import annotations\n" + ast.unparse(module), path.name, "exec"), namespace)
                 result = registry[node.name].check(namespace[node.name])
                 assert result.status == "not attempted", f"the stub of {node.name} got {result.status}"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_solution_outputs_show_every_check_passing(path: Path):
+    """nbval proves the stored outputs are what the code produces; these outputs must show no failed
+    check and no error, so a solution whose own check fails cannot be committed."""
+    nb = nbformat.read(path, as_version=4)
+    passed = 0
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            assert output.output_type != "error", f"cell {index} stores an error: {output.get('ename')}"
+            text = output.get("text", "") if output.output_type == "stream" else ""
+            assert "✘" not in text and "not attempted yet" not in text, f"cell {index}: a check did not pass:\n{text}"
+            passed += text.count("✔")
+    assert passed >= len(exercise_functions(nb)), "every exercise's check should print its ✔ line"

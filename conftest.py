@@ -7,6 +7,7 @@ import os
 # Set before any kernel starts: nbval's kernels inherit this environment.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TUTORIAL_THREADS", "1")  # same numerics as the executor that stored the outputs
 os.environ.setdefault("TUTORIAL_PROGRESS", "0")  # progress bars print timings, which never compare equal
 os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 

@@ -168,6 +168,7 @@ def execute(path: Path, timeout: int = 900) -> None:
     from nbclient import NotebookClient
 
     os.environ.setdefault("TUTORIAL_PROGRESS", "0")
+    os.environ.setdefault("TUTORIAL_THREADS", "1")
     os.environ.setdefault("TUTORIAL_CIRCUITSVIS", "cdn")  # committed outputs stay small
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")

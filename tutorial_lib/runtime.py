@@ -50,6 +50,9 @@ def setup(seed: int = 0, quiet: bool = False) -> Session:
 
     Returns a Session; `session.model("toy-lm")` honours the TUTORIAL_MODEL setting.
     """
+    threads = os.environ.get("TUTORIAL_THREADS")
+    if threads:  # CI and the notebook executor pin 1: tiny models gain nothing from threads on a shared machine
+        torch.set_num_threads(int(threads))
     seed_everything(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

@@ -61,13 +61,16 @@ def test_ablating_a_head_equals_zeroing_its_output_weights(device):
 
 def test_component_attribution_sums_to_the_logit(device):
     model = _model(device)
+    with torch.no_grad():  # a trained LayerNorm has a gain and a bias: a fresh one (1 and 0) would hide their terms
+        model.ln_final.w.uniform_(0.5, 1.5)
+        model.ln_final.b.normal_()
     tokens = torch.randint(0, 23, (4, 8), device=device)
     logits, cache = model.run_with_cache(tokens)
     answers = torch.randint(0, 23, (4,), device=device)
     parts = hooks.component_logit_attribution(model, cache, answers)
     assert parts.shape == (2 + 2 * 2, 4)
-    want = logits[torch.arange(4), -1, answers] - model.b_U[answers]
-    torch.testing.assert_close(parts.sum(0), want, atol=1e-4, rtol=1e-4)
+    want = logits[torch.arange(4), -1, answers]
+    torch.testing.assert_close(parts.sum(0) + hooks.logit_constant(model, answers), want, atol=1e-4, rtol=1e-4)
 
 
 def test_bad_input_says_what_was_expected():

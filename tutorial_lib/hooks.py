@@ -63,11 +63,17 @@ def ablate_head_loss(model, tokens: Int[Tensor, "batch pos"], layer: int, head: 
 def component_logit_attribution(model, cache: ActivationCache, answer_tokens: Int[Tensor, "batch"]) -> Float[Tensor, "component batch"]:
     """Each residual-stream component's direct contribution to the answer's logit at the last position.
 
-    Components follow `cache.decompose_resid` (embed, pos_embed, 0_attn_out, 0_mlp_out, ...); each is
-    scaled by the final LayerNorm and projected onto the answer's unembedding. They sum to the
-    logit minus the unembedding bias."""
+    Components follow `cache.decompose_resid` (embed, pos_embed, 0_attn_out, 0_mlp_out, ...). The final
+    LayerNorm is linear once its scale is frozen: centre and divide by the cached scale
+    (`apply_ln_to_stack`), multiply by its gain, project onto the answer's unembedding. The terms sum to
+    the logit minus two input-independent constants: the LayerNorm bias's and the unembedding bias's."""
     expect_ndim(answer_tokens, 1, "answer_tokens", "[batch]")
     stack = cache.decompose_resid(layer=-1, pos_slice=-1)  # [component, batch, d_model]
     scaled = cache.apply_ln_to_stack(stack, layer=-1, pos_slice=-1)
-    directions = model.W_U[:, answer_tokens]  # [d_model, batch]
+    directions = model.ln_final.w[:, None] * model.W_U[:, answer_tokens]  # [d_model, batch]
     return einops.einsum(scaled, directions, "comp batch d, d batch -> comp batch")
+
+
+def logit_constant(model, answer_tokens: Int[Tensor, "batch"]) -> Float[Tensor, "batch"]:
+    """The part of each answer's logit that no component writes: final LayerNorm bias plus unembedding bias."""
+    return model.ln_final.b @ model.W_U[:, answer_tokens] + model.b_U[answer_tokens]

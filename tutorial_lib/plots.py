@@ -88,7 +88,8 @@ def heatmap(
         im = ax.imshow(data, cmap=cmap or "viridis", aspect="auto")
     fig.colorbar(im, ax=ax)
     if xlabels is not None:
-        ax.set_xticks(range(len(xlabels)), list(xlabels), rotation=90 if len(xlabels) > 8 else 0)
+        crowded = len(xlabels) > 8 or sum(len(str(label)) for label in xlabels) > 4 * len(xlabels) + 8
+        ax.set_xticks(range(len(xlabels)), list(xlabels), rotation=90 if crowded else 0)
     if ylabels is not None:
         ax.set_yticks(range(len(ylabels)), list(ylabels))
     if annotate:

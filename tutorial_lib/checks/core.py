@@ -35,8 +35,11 @@ class CheckResult:
     def __bool__(self) -> bool:
         return self.status == "passed"
 
-    def __repr__(self) -> str:  # keep notebook outputs short: the check already printed
+    def __repr__(self) -> str:
         return f"CheckResult({self.exercise!r}, {self.status!r})"
+
+    def _ipython_display_(self) -> None:
+        """Show nothing when a check ends a cell: it has already printed its one line."""
 
 
 @dataclass

@@ -86,11 +86,15 @@ def check_ablate_head_loss(fn):
 @exercise("00.5", "Split a logit into components", reference=hooks.component_logit_attribution)
 def check_component_logit_attribution(fn):
     model = _random_model(0)
+    with torch.no_grad():  # give the final LayerNorm a real gain and bias, as in a trained model
+        model.ln_final.w.copy_(torch.linspace(0.5, 1.5, model.cfg.d_model))
+        model.ln_final.b.copy_(torch.linspace(-0.3, 0.3, model.cfg.d_model))
     for seed in range(2):
         tokens = _tokens(seed)
         _, cache = model.run_with_cache(tokens)
         answers = tokens[:, 0]
         compare(call_student(fn, model, cache, answers), hooks.component_logit_attribution(model, cache, answers),
                 "the logit attribution [component, batch]", atol=1e-4,
-                hint="scale the stack with cache.apply_ln_to_stack(stack, layer=-1, pos_slice=-1) before projecting "
-                     "onto model.W_U[:, answer_tokens]; use the last position only.")
+                hint="scale the stack with cache.apply_ln_to_stack(stack, layer=-1, pos_slice=-1), multiply by the "
+                     "final LayerNorm's gain model.ln_final.w, then project onto model.W_U[:, answer_tokens]; "
+                     "use the last position only.")

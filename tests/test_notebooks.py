@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import ast
 import re
-import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 
 from tutorial_lib import notebooks
 from tutorial_lib.checks import all_exercises

@@ -37,7 +37,7 @@ def attention_pattern(q: Float[Tensor, "batch pos head d_head"], k: Float[Tensor
     return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
 
 
-def attention_by_offset(pattern: Float[Tensor, "batch head q_pos k_pos"], offset: int) -> Float[Tensor, "head"]:
+def attention_by_offset(pattern: Float[Tensor, "batch head q_pos k_pos"], offset: int) -> Float[Tensor, " head"]:
     """Mean attention from each position to the position `offset` before it (1: the previous token)."""
     expect_ndim(pattern, 4, "pattern", "[batch, head, q_pos, k_pos]")
     expect_range(offset, "offset", 0, pattern.shape[-1] - 1)
@@ -60,7 +60,7 @@ def ablate_head_loss(model, tokens: Int[Tensor, "batch pos"], layer: int, head: 
     return loss.item()
 
 
-def component_logit_attribution(model, cache: ActivationCache, answer_tokens: Int[Tensor, "batch"]) -> Float[Tensor, "component batch"]:
+def component_logit_attribution(model, cache: ActivationCache, answer_tokens: Int[Tensor, " batch"]) -> Float[Tensor, "component batch"]:
     """Each residual-stream component's direct contribution to the answer's logit at the last position.
 
     Components follow `cache.decompose_resid` (embed, pos_embed, 0_attn_out, 0_mlp_out, ...). The final
@@ -74,6 +74,6 @@ def component_logit_attribution(model, cache: ActivationCache, answer_tokens: In
     return einops.einsum(scaled, directions, "comp batch d, d batch -> comp batch")
 
 
-def logit_constant(model, answer_tokens: Int[Tensor, "batch"]) -> Float[Tensor, "batch"]:
+def logit_constant(model, answer_tokens: Int[Tensor, " batch"]) -> Float[Tensor, " batch"]:
     """The part of each answer's logit that no component writes: final LayerNorm bias plus unembedding bias."""
     return model.ln_final.b @ model.W_U[:, answer_tokens] + model.b_U[answer_tokens]

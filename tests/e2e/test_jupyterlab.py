@@ -3,8 +3,9 @@ opened in headless Chromium, Run All, then: no unexpected errors, a matplotlib f
 an <img>, and a circuitsvis view drawn offline (the inline bundle, no network). A screenshot is
 saved (its path is printed; E2E_SCREENSHOT_DIR keeps it somewhere CI can upload).
 
-The notebook is chapters/00_foundations.ipynb when it exists (its NotImplementedError stubs are
-expected), else a tiny generated demo; both end with the demo's plot and attention view.
+The notebook is chapter 00 as a student has it once the exercises are done (the solution with its
+outputs cleared, so any error at all is unexpected), else a tiny generated demo; both end with the
+demo's plot and attention view.
 E2E_NOTEBOOK=path/to/any.ipynb opens that notebook instead."""
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-CHAPTER = Path(os.environ.get("E2E_NOTEBOOK") or REPO / "chapters" / "00_foundations.ipynb")  # any notebook
+CHAPTER = Path(os.environ.get("E2E_NOTEBOOK") or REPO / "solutions" / "00_foundations.ipynb")  # any notebook
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
 TOKEN = "e2e-test-token"
-EXPECTED_IN_CHAPTER = {"NotImplementedError"}  # a student's chapter: the exercise stubs
+EXPECTED_IN_CHAPTER: set[str] = set()  # exercises done: no error is expected
 DEMO_CELLS = [
     "import matplotlib.pyplot as plt\nimport torch\n\nfig, ax = plt.subplots(figsize=(4, 2.5))\n"
     "ax.plot([0, 1, 2, 3], [0, 1, 4, 9], marker='o')\nax.set_title('e2e: a matplotlib figure')\nplt.show()",
@@ -54,8 +55,6 @@ def prepare_notebook(workdir: Path) -> tuple[Path, set[str]]:
         for cell in nb.cells:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
-                # the stubs raise; without the tag the kernel would abort the cells queued after them
-                cell.metadata.setdefault("tags", []).append("raises-exception")
     else:
         nb, allowed = demo_notebook(), set()
     nb.cells += [new_markdown_cell("## e2e: rendering checks")] + [new_code_cell(c) for c in DEMO_CELLS]

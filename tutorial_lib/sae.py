@@ -727,15 +727,19 @@ def evaluate(sae: SAE, data: Float[Tensor, "n d_in"], *, batch_size: int = 8192,
 
 
 @torch.no_grad()
-def loss_recovered(model, sae: SAE, tokens: Int[Tensor, "batch pos"], hook_name: str) -> dict[str, float]:
+def loss_recovered(model, sae: SAE, tokens: Int[Tensor, "batch pos"], hook_name: str,
+                   loss_mask: Tensor | None = None) -> dict[str, float]:
     """Next-token loss with the SAE's reconstruction spliced in at `hook_name`, against ablations.
 
     Returns the clean loss, the loss with the SAE, with the activation zero-ablated and mean-ablated
     (mean over batch and positions), and recovered = (L_ablated - L_sae) / (L_ablated - L_clean) for
     both ablations: 1 means the SAE loses nothing, 0 means it is as bad as the ablation.
+    `loss_mask` [batch, pos-1] (bool) keeps only some predictions in the mean, e.g. tokens[:, 1:] != pad.
     """
     tokens = expect_ndim(tokens, 2, "tokens", "[batch, pos]")
     expect_dtype(tokens, "int", "tokens")
+    if loss_mask is not None:
+        expect_shape(loss_mask, (tokens.shape[0], tokens.shape[1] - 1), "loss_mask", "[batch, pos-1]")
     if not isinstance(sae, SAE):
         raise TutorialInputError(f"sae must be a tutorial_lib.sae.SAE, got {type(sae).__name__}.")
     was_training = sae.training
@@ -759,7 +763,12 @@ def loss_recovered(model, sae: SAE, tokens: Int[Tensor, "batch pos"], hook_name:
         return stash["mean"].expand_as(act).clone()
 
     def run(fn) -> float:
-        return float(model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(hook_name, fn)]))
+        if loss_mask is None:
+            return float(model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(hook_name, fn)]))
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(hook_name, fn)])
+        nll = -logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
+        m = loss_mask.to(device=nll.device, dtype=nll.dtype)
+        return float((nll * m).sum() / m.sum().clamp_min(1))
 
     clean = run(grab)
     with_sae, zero_loss, mean_loss = run(splice), run(zero), run(mean_ablate)

@@ -1,0 +1,222 @@
+"""Checks for chapter 04, activation patching: `from tutorial_lib.checks import activation_patching as checks`.
+
+The student writes simple loops (one `run_with_hooks` per patched cell); each check compares them
+with the batched kernel in `tutorial_lib.patching` on a tiny random TransformerBridge."""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens.utilities import get_act_name
+
+from .. import patching as P
+from .core import Mismatch, call_student, compare, exercise
+from .foundations import _random_model
+
+
+def _pair(seed: int, batch: int = 3, pos: int = 7) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Clean and corrupted tokens that share a prefix (as real prompt pairs do), and answer tokens."""
+    g = torch.Generator().manual_seed(100 + seed)
+    clean = torch.randint(0, 23, (batch, pos), generator=g)
+    corrupted = clean.clone()
+    corrupted[:, 2:] = torch.randint(0, 23, (batch, pos - 2), generator=g)
+    correct = torch.randint(0, 23, (batch,), generator=g)
+    wrong = (correct + 1 + torch.randint(0, 22, (batch,), generator=g)) % 23
+    return clean, corrupted, correct, wrong
+
+
+def _metric(correct: Tensor, wrong: Tensor):
+    return lambda logits: P.logit_diff(logits, correct, wrong)
+
+
+def _as_float(x):
+    if isinstance(x, Tensor) and x.numel() == 1:
+        return x.item()
+    return x
+
+
+# ---- 04.1 the metric
+
+
+@exercise("04.1", "The logit difference", reference=P.logit_diff, function_name="logit_diff")
+def check_logit_diff(fn):
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        logits = torch.randn(4, 5, 11, generator=g)
+        correct, wrong = torch.randint(0, 11, (4,), generator=g), torch.randint(0, 11, (4,), generator=g)
+        got = call_student(fn, logits, correct, wrong)
+        want = P.logit_diff(logits, correct, wrong)
+        if isinstance(got, Tensor) and got.shape == (4,):
+            raise Mismatch("you returned one value per prompt: the metric must be a single number, the mean over the batch.")
+        if isinstance(got, Tensor) and got.numel() == 1:
+            last = logits[:, -1]
+            square = (last[:, correct] - last[:, wrong]).mean()  # the [batch, batch] slip, averaged
+            if torch.allclose(got.float(), square, atol=1e-5) and not torch.allclose(got.float(), want, atol=1e-5):
+                raise Mismatch("index the logits row by row: logits[torch.arange(batch), -1, correct] picks one "
+                               "entry per prompt; logits[:, -1, correct] makes a [batch, batch] matrix.")
+        compare(got, want, "the mean logit difference", atol=1e-5,
+                hint="take the logits at the final position (logits[:, -1]), subtract the wrong token's logit from "
+                     "the correct token's for each prompt, then average over the batch.")
+
+
+# ---- 04.2 a patching hook
+
+
+def patch_position_hook(
+    activation: Float[Tensor, "batch pos d_model"], hook, clean_activation: Float[Tensor, "batch pos d_model"], pos: int
+) -> Float[Tensor, "batch pos d_model"]:
+    """The corrupted activation with position `pos` replaced by the clean one (every prompt)."""
+    out = activation.clone()
+    out[:, pos] = clean_activation[:, pos]
+    return out
+
+
+@exercise("04.2", "A patching hook", reference=patch_position_hook)
+def check_patch_position_hook(fn):
+    for seed, pos in [(0, 0), (1, 3), (2, 5)]:
+        g = torch.Generator().manual_seed(seed)
+        act, clean = torch.randn(3, 6, 8, generator=g), torch.randn(3, 6, 8, generator=g)
+        before = act.clone()
+        got = call_student(fn, act, None, clean, pos)
+        want = patch_position_hook(before, None, clean, pos)
+        if got is None:
+            if torch.equal(act, want):
+                return  # edited in place: TransformerLens accepts a hook that mutates and returns None
+            raise Mismatch("your hook returned None and left the activation unchanged: return the patched activation.")
+        compare(got, want, f"the activation with position {pos} patched",
+                hint="replace activation[:, pos] (every prompt, one position, all of d_model) by clean_activation[:, pos] "
+                     "and leave every other position as it was.")
+
+
+# ---- 04.3 the residual-stream grid
+
+
+@exercise("04.3", "Patch the residual stream by layer and position", reference=P.patch_resid_pre,
+          function_name="patch_resid_pre_grid")
+def check_patch_resid_pre_grid(fn):
+    model = _random_model(0)
+    for seed in range(2):
+        clean, corrupted, correct, wrong = _pair(seed)
+        metric = _metric(correct, wrong)
+        got = call_student(fn, model, clean, corrupted, metric)
+        want = P.patch_resid_pre(model, clean, corrupted, metric)
+        if isinstance(got, Tensor) and got.shape == want.shape:
+            base = metric(model(corrupted)).item()
+            if torch.allclose(got.float(), torch.full_like(want, base), atol=1e-5):
+                raise Mismatch("every cell equals the corrupted run's metric: the patch never took effect. Attach your "
+                               "hook to f'blocks.{layer}.hook_resid_pre' and run the *corrupted* tokens with it.")
+            clean_base = metric(model(clean)).item()
+            if torch.allclose(got.float(), torch.full_like(want, clean_base), atol=1e-5):
+                raise Mismatch("every cell equals the clean run's metric: run the corrupted tokens and patch in "
+                               "activations from the clean cache, not the other way round.")
+        compare(got, want, "the [layer, pos] grid of metric values", atol=1e-4,
+                hint="for each layer and position, run the corrupted tokens with the clean resid_pre patched in at "
+                     "that (layer, position) and record metric(logits) as a float; the grid is [n_layers, n_pos], "
+                     "raw metric values (not normalised).")
+
+
+# ---- 04.4 head patching
+
+
+@exercise("04.4", "Patch each head's output", reference=P.patch_head_out_all_pos, function_name="patch_head_grid")
+def check_patch_head_grid(fn):
+    model = _random_model(0)
+    for seed in range(2):
+        clean, corrupted, correct, wrong = _pair(seed)
+        metric = _metric(correct, wrong)
+        got = call_student(fn, model, clean, corrupted, metric)
+        want = P.patch_head_out_all_pos(model, clean, corrupted, metric)
+        if isinstance(got, Tensor) and got.shape == want.shape and not torch.allclose(got.float(), want, atol=1e-4):
+            # The commonest slip: indexing the head axis of hook_z [batch, pos, head, d_head] as dimension 1.
+            _, clean_cache = model.run_with_cache(clean)
+            wrong_axis = torch.zeros_like(want)
+            for layer in range(want.shape[0]):
+                for head in range(min(want.shape[1], corrupted.shape[1])):
+                    name = get_act_name("z", layer)
+
+                    def hook(z, hook, head=head, name=name, cache=clean_cache):
+                        z = z.clone()
+                        z[:, head] = cache[name][:, head]
+                        return z
+
+                    wrong_axis[layer, head] = metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, hook)])).item()
+            if torch.allclose(got.float(), wrong_axis, atol=1e-4):
+                raise Mismatch("you patched a position, not a head: hook_z is [batch, pos, head, d_head], so a head is "
+                               "z[:, :, head], not z[:, head].")
+        compare(got, want, "the [layer, head] grid of metric values", atol=1e-4,
+                hint="patch f'blocks.{layer}.attn.hook_z' at [:, :, head] (all positions) from the clean cache into "
+                     "the corrupted run, one head at a time.")
+
+
+# ---- 04.5 mean ablation
+
+
+def mean_ablate_head(model, tokens, metric, layer: int, head: int, reference_tokens) -> float:
+    """metric(model(tokens)) with head (layer, head)'s output replaced by its mean over reference_tokens."""
+    return P.ablate(model, tokens, metric, "head", "mean", reference_tokens=reference_tokens)[layer, head].item()
+
+
+@exercise("04.6", "Mean-ablate a head", reference=mean_ablate_head)
+def check_mean_ablate_head(fn):
+    model = _random_model(0)
+    for seed, layer, head in [(0, 0, 2), (1, 1, 1)]:
+        tokens, reference, correct, wrong = _pair(seed, batch=4)
+        metric = _metric(correct, wrong)
+        got = _as_float(call_student(fn, model, tokens, metric, layer, head, reference))
+        want = P.ablate(model, tokens, metric, "head", "mean", reference_tokens=reference)
+        if isinstance(got, float):
+            zero = P.ablate(model, tokens, metric, "head", "zero")[layer, head].item()
+            if abs(got - zero) < 1e-5 and abs(want[layer, head].item() - zero) > 1e-4:
+                raise Mismatch("that is the zero-ablated value: replace the head's z by its mean over the reference "
+                               "prompts, not by zeros.")
+            own = P.ablate(model, tokens, metric, "head", "mean")[layer, head].item()
+            if abs(got - own) < 1e-5 and abs(want[layer, head].item() - own) > 1e-4:
+                raise Mismatch("you averaged over `tokens` itself: take the mean of z over `reference_tokens` (run them "
+                               "with run_with_cache first).")
+            allpos = _mean_all_positions(model, tokens, metric, layer, head, reference)
+            if abs(got - allpos) < 1e-5 and abs(want[layer, head].item() - allpos) > 1e-4:
+                raise Mismatch("you averaged over positions too: average over the batch only (dim 0), keeping one "
+                               "mean per position, z_ref.mean(0, keepdim=True).")
+        compare(got, float(want[layer, head]), f"the metric with L{layer}H{head} mean-ablated", atol=1e-4,
+                hint="replace z[:, :, head] at f'blocks.{layer}.attn.hook_z' by reference_z[:, :, head].mean(0) "
+                     "(the mean over reference prompts, per position) and return metric(logits) as a float.")
+
+
+def _mean_all_positions(model, tokens, metric, layer, head, reference) -> float:
+    name = get_act_name("z", layer)
+    _, cache = model.run_with_cache(reference)
+    mean = cache[name][:, :, head].mean(dim=(0, 1))
+
+    def hook(z, hook):
+        z = z.clone()
+        z[:, :, head] = mean
+        return z
+
+    return metric(model.run_with_hooks(tokens, fwd_hooks=[(name, hook)])).item()
+
+
+# ---- 04.6 attribution patching
+
+
+def attribution_patch_resid(model, clean_tokens, corrupted_tokens, metric) -> Float[Tensor, "layer pos"]:
+    """Attribution-patching estimate of patching resid_pre at each (layer, position): sum of (clean - corrupted) * grad."""
+    return P.attribution_patch(model, clean_tokens, corrupted_tokens, metric, grids="resid_pre")["resid_pre"]
+
+
+@exercise("04.5", "Attribution patching of the residual stream", reference=attribution_patch_resid)
+def check_attribution_patch_resid(fn):
+    model = _random_model(0)
+    for seed in range(2):
+        clean, corrupted, correct, wrong = _pair(seed)
+        metric = _metric(correct, wrong)
+        got = call_student(fn, model, clean, corrupted, metric)
+        want = attribution_patch_resid(model, clean, corrupted, metric)
+        if isinstance(got, Tensor) and got.shape == want.shape and torch.isfinite(got).all():
+            if torch.allclose(got.float(), -want, atol=1e-4) and want.abs().max() > 1e-4:
+                raise Mismatch("your estimate has the wrong sign: multiply the gradient by (clean - corrupted), the "
+                               "change a patch makes to the corrupted run.")
+        compare(got, want, "the attribution estimate [layer, pos]", atol=1e-4, rtol=1e-3,
+                hint="run the corrupted tokens with gradients, take d metric / d resid_pre at every layer (keep the "
+                     "activations with hooks and call torch.autograd.grad), multiply by (clean resid_pre - corrupted "
+                     "resid_pre) and sum over the batch and d_model, keeping [layer, pos].")

@@ -1,0 +1,217 @@
+"""Checks for chapter 02, sparse autoencoders: the forward pass, TopK, the loss with its penalty,
+explained variance, one training step, and correlating latents with a known label."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor
+
+from .. import sae as S
+from .core import Mismatch, call_student, compare, exercise
+
+# ---- references with the notebook's signatures (built on the kernel in tutorial_lib.sae)
+
+
+def sae_forward(x: Tensor, W_enc: Tensor, b_enc: Tensor, W_dec: Tensor, b_dec: Tensor) -> tuple[Tensor, Tensor]:
+    """ReLU SAE: z = relu(x @ W_enc + b_enc), x_hat = z @ W_dec + b_dec; returns (z, x_hat)."""
+    sae = S.ReLUSAE(W_enc.shape[0], W_enc.shape[1])
+    with torch.no_grad():
+        for name, value in (("W_enc", W_enc), ("b_enc", b_enc), ("W_dec", W_dec), ("b_dec", b_dec)):
+            getattr(sae, name).copy_(value)
+        z = sae.encode(x)
+        return z, sae.decode(z)
+
+
+def topk_activation(pre: Tensor, k: int) -> Tensor:
+    """Keep the k largest pre-activations of each row (then ReLU); zero elsewhere. Same shape as pre."""
+    return S.TopKSAE(pre.shape[1], pre.shape[1], k=k).activation(pre)
+
+
+def sae_loss(x: Tensor, x_hat: Tensor, z: Tensor, W_dec: Tensor, l1_coeff: float) -> Tensor:
+    """Squared error summed over d_in, mean over the batch, plus l1_coeff * mean_b sum_i z_i ||W_dec_i||."""
+    sae = S.ReLUSAE(W_dec.shape[1], W_dec.shape[0], l1_coeff=l1_coeff, l1_warmup=0.0)
+    with torch.no_grad():
+        sae.W_dec.copy_(W_dec)
+        return (x_hat - x).pow(2).sum(-1).mean() + sae.penalty(z, z, 1.0)
+
+
+def training_step(sae: S.SAE, x: Tensor, optimizer: torch.optim.Optimizer) -> float:
+    """One Adam step on the reconstruction loss of a unit-norm-decoder SAE; returns the loss before the step."""
+    loss = sae.loss(x).loss
+    optimizer.zero_grad()
+    loss.backward()
+    sae.remove_parallel_grad()
+    optimizer.step()
+    sae.normalize_decoder()
+    return loss.item()
+
+
+def latent_label_correlation(z: Tensor, labels: Tensor) -> Tensor:
+    """Pearson correlation of each latent's activation with a label, over rows; 0 for a constant latent."""
+    z, y = z.double(), labels.double()
+    zc, yc = z - z.mean(0), y - y.mean()
+    denom = (zc.pow(2).sum(0) * yc.pow(2).sum()).sqrt()
+    r = (zc * yc[:, None]).sum(0) / denom.clamp_min(1e-30)
+    return torch.where(denom > 1e-12, r, torch.zeros_like(r)).float()
+
+
+# ---- helpers
+
+
+def _pair(got, what: str) -> tuple[Tensor, Tensor]:
+    if not isinstance(got, (tuple, list)) or len(got) != 2 or not all(isinstance(t, Tensor) for t in got):
+        raise Mismatch(f"{what}: expected a tuple of two tensors (z, x_hat), got {type(got).__name__}.")
+    return got[0], got[1]
+
+
+def _close(a, b) -> bool:
+    return isinstance(a, Tensor) and a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=1e-4, rtol=1e-4)
+
+
+def _weights(seed: int, d_in: int = 6, d_sae: int = 10):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(5, d_in, generator=g) + 2.0  # a non-zero mean, so that the mean matters
+    return (x, torch.randn(d_in, d_sae, generator=g) / d_in**0.5, 0.3 * torch.randn(d_sae, generator=g),
+            torch.randn(d_sae, d_in, generator=g), torch.randn(d_in, generator=g))
+
+
+# ---- checks
+
+
+@exercise("02.1", "The SAE's encoder and decoder", reference=sae_forward)
+def check_sae_forward(fn):
+    for seed in range(3):
+        x, W_enc, b_enc, W_dec, b_dec = _weights(seed)
+        z, x_hat = _pair(call_student(fn, x, W_enc, b_enc, W_dec, b_dec), "sae_forward")
+        want_z, want_x_hat = sae_forward(x, W_enc, b_enc, W_dec, b_dec)
+        if _close(z, (x - b_dec) @ W_enc + b_enc) or _close(z, ((x - b_dec) @ W_enc + b_enc).relu()):
+            raise Mismatch("your codes subtract b_dec from x before encoding. Here (as in SAELens with "
+                           "apply_b_dec_to_input=False) the encoder is relu(x @ W_enc + b_enc); b_enc absorbs any shift.")
+        if _close(z, x @ W_enc + b_enc):
+            raise Mismatch("your codes are negative in places: apply the ReLU to x @ W_enc + b_enc.")
+        compare(z, want_z, "the codes z [batch, d_sae]",
+                hint="z = relu(x @ W_enc + b_enc) with W_enc of shape [d_in, d_sae] (no transpose).")
+        if _close(x_hat, z @ W_dec):
+            raise Mismatch("the reconstruction misses the decoder bias: x_hat = z @ W_dec + b_dec.")
+        compare(x_hat, want_x_hat, "the reconstruction x_hat [batch, d_in]",
+                hint="x_hat = z @ W_dec + b_dec with W_dec of shape [d_sae, d_in].")
+
+
+@exercise("02.2", "The TopK activation", reference=topk_activation)
+def check_topk_activation(fn):
+    for seed, k in [(0, 1), (1, 3), (2, 5)]:
+        g = torch.Generator().manual_seed(seed)
+        pre = torch.randn(7, 9, generator=g)
+        pre[0] = -pre[0].abs() - 0.1  # a row with no positive pre-activation: TopK then ReLU gives zeros
+        got = call_student(fn, pre.clone(), k)
+        want = topk_activation(pre, k)
+        if isinstance(got, Tensor) and got.shape == want.shape:
+            col = pre.topk(k, dim=0).indices
+            if _close(got, torch.zeros_like(pre).scatter(0, col, pre.gather(0, col).relu())):
+                raise Mismatch("you took the top k over the batch (dim 0): take it over the latents of each row, dim=-1.")
+            rowk = pre.topk(k, dim=-1)
+            if _close(got, torch.zeros_like(pre).scatter(-1, rowk.indices, rowk.values)):
+                raise Mismatch("a row whose k largest pre-activations are negative keeps them: apply a ReLU to "
+                               "the kept values (TopK, then ReLU, as in Gao et al. 2024).")
+            if _close(got, pre.relu()):
+                raise Mismatch("you kept every positive pre-activation: keep only the k largest per row.")
+        compare(got, want, f"the TopK codes with k={k}",
+                hint="scatter the k largest values of each row (pre.topk(k, dim=-1)) into zeros, after a ReLU.")
+
+
+@exercise("02.3", "The loss with its sparsity penalty", reference=sae_loss)
+def check_sae_loss(fn):
+    for seed, coeff in [(0, 0.5), (1, 2.0), (2, 0.1)]:
+        x, W_enc, b_enc, W_dec, b_dec = _weights(seed)
+        W_dec = W_dec * torch.linspace(0.2, 3.0, W_dec.shape[0])[:, None]  # unequal decoder norms
+        z, x_hat = sae_forward(x, W_enc, b_enc, W_dec, b_dec)
+        got = call_student(fn, x, x_hat, z, W_dec, coeff)
+        want = sae_loss(x, x_hat, z, W_dec, coeff)
+        mse = (x_hat - x).pow(2).sum(-1).mean()
+        if isinstance(got, Tensor) and got.numel() == 1:
+            got_f = float(got)
+            if abs(got_f - float(mse + coeff * z.abs().sum(-1).mean())) < 1e-4 * max(1.0, abs(got_f)):
+                raise Mismatch("your L1 term ignores the decoder norms: weight each |z_i| by ||W_dec[i]|| "
+                               "(otherwise the SAE shrinks z and grows W_dec to dodge the penalty).")
+            if abs(got_f - float((x_hat - x).pow(2).mean() + coeff * (z * W_dec.norm(dim=1)).sum(-1).mean())) < 1e-4 * max(1.0, abs(got_f)):
+                raise Mismatch("your squared error is averaged over d_in too: sum it over d_in, then average over the batch.")
+            if abs(got_f - float(mse)) < 1e-4 * max(1.0, abs(got_f)):
+                raise Mismatch("your loss has no sparsity penalty: add l1_coeff * mean_b sum_i z_i ||W_dec[i]||.")
+        if not isinstance(got, Tensor) or got.numel() != 1:
+            raise Mismatch(f"expected a scalar tensor (so that .backward() works), got "
+                           f"{type(got).__name__ if not isinstance(got, Tensor) else tuple(got.shape)}.")
+        compare(got.reshape(()), want, f"the loss with l1_coeff={coeff}",
+                hint="loss = mean over rows of sum_d (x_hat - x)^2 + l1_coeff * mean over rows of sum_i z_i ||W_dec[i]||.")
+
+
+@exercise("02.4", "Explained variance", reference=S.explained_variance)
+def check_explained_variance(fn):
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(50, 6, generator=g) * 0.5 + 3.0 * torch.randn(6, generator=g)  # large mean
+        x_hat = x + 0.3 * torch.randn(50, 6, generator=g)
+        got = call_student(fn, x, x_hat)
+        want = S.explained_variance(x, x_hat)
+        try:
+            got_f = float(got)
+        except (TypeError, ValueError, RuntimeError):
+            raise Mismatch(f"expected a number, got {type(got).__name__}.") from None
+        about_zero = 1 - float((x - x_hat).pow(2).sum() / x.pow(2).sum())
+        if abs(got_f - about_zero) < 1e-4:
+            raise Mismatch("you divided by the variance about zero (sum of x^2): subtract the mean of x over rows first. "
+                           "This was SAELens's own bug until PR #665, and it inflates the score when x has a large mean.")
+        per_dim = float((1 - (x - x_hat).pow(2).sum(0) / (x - x.mean(0)).pow(2).sum(0)).mean())
+        if abs(got_f - per_dim) < 1e-4:
+            raise Mismatch("you averaged a per-dimension ratio: divide the total squared error by the total variance "
+                           "(sums over rows and dimensions), then take 1 minus it.")
+        compare(got_f, want, "the explained variance",
+                hint="1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2, the mean taken over rows (dim 0).")
+
+
+@exercise("02.5", "One training step", reference=training_step)
+def check_training_step(fn):
+    for seed in range(2):
+        g = torch.Generator().manual_seed(seed)
+        base = S.TopKSAE(6, 12, k=3, seed=seed, sparse=False)
+        x = torch.randn(16, 6, generator=g) + 1.0
+        ref, mine = copy.deepcopy(base), copy.deepcopy(base)
+        ref.train(), mine.train()
+        opt_ref, opt_mine = torch.optim.Adam(ref.parameters(), lr=1e-2), torch.optim.Adam(mine.parameters(), lr=1e-2)
+        want_losses = [training_step(ref, x, opt_ref) for _ in range(3)]
+        got_losses = [call_student(fn, mine, x, opt_mine) for _ in range(3)]
+        if all(torch.equal(getattr(mine, n), getattr(base, n)) for n in ("W_enc", "W_dec", "b_enc", "b_dec")):
+            raise Mismatch("the parameters did not change: call loss.backward() and optimizer.step().")
+        norms = mine.W_dec.detach().norm(dim=1)
+        if not torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
+            raise Mismatch("the decoder rows no longer have unit norm: call sae.normalize_decoder() after the step.")
+        if not torch.allclose(mine.W_dec.detach(), ref.W_dec.detach(), atol=1e-4):
+            raise Mismatch("the decoder differs from the reference: before optimizer.step(), remove the part of "
+                           "the gradient parallel to each decoder row (sae.remove_parallel_grad()), and call "
+                           "optimizer.zero_grad() every step.")
+        for name in ("W_enc", "b_enc", "b_dec"):
+            compare(getattr(mine, name).detach(), getattr(ref, name).detach(), f"{name} after three steps",
+                    atol=1e-4, rtol=1e-3, hint="zero the gradients before backward, one optimizer.step() per call.")
+        for got, want in zip(got_losses, want_losses):
+            compare(got, want, "the returned loss", atol=1e-4, rtol=1e-4,
+                    hint="return the loss computed before the step (a Python float: loss.item()).")
+
+
+@exercise("02.6", "Correlate latents with a label", reference=latent_label_correlation)
+def check_latent_label_correlation(fn):
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        labels = torch.randint(0, 4, (40,), generator=g)
+        z = torch.randn(40, 7, generator=g).relu() + 0.5 * labels[:, None] * torch.randn(7, generator=g)
+        z[:, 2] = 0.0  # a dead latent: its correlation is defined as 0
+        got = call_student(fn, z.clone(), labels.clone())
+        want = latent_label_correlation(z, labels)
+        if isinstance(got, Tensor) and got.shape == want.shape and not torch.isfinite(got).all():
+            raise Mismatch("a latent that never fires has zero variance: return 0 for it instead of NaN.")
+        if isinstance(got, Tensor) and got.shape == want.shape:
+            raw = (z * labels[:, None].float()).mean(0)
+            if _close(got, raw):
+                raise Mismatch("you returned a raw product: centre both z and labels, then divide by their standard deviations.")
+        compare(got, want, "the correlation of each latent with the label [d_sae]",
+                hint="Pearson r per column: sum((z - mean z)(y - mean y)) / sqrt(sum (z - mean z)^2 * sum (y - mean y)^2).")

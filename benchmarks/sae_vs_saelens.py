@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TUTORIAL_PROGRESS", "0")  # bars would interleave with the printed table
 
 from tutorial_lib import sae as S  # noqa: E402
 

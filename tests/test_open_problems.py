@@ -11,13 +11,13 @@ import torch
 
 from tutorial_lib import attention, organisms, tasks
 from tutorial_lib import open_problems as op
-from tutorial_lib.checks.foundations import _random_model
+from tutorial_lib.checks.core import random_model
 
 
 def test_unit_counts_and_published_configs():
     assert op.unit_counts(op.PUBLISHED_CONFIGS["gpt2-small"]) == {"heads": 144, "neurons": 12 * 3072}
     assert op.unit_counts({"n_layers": 2, "n_heads": 4, "d_mlp": 99, "attn_only": True}) == {"heads": 8, "neurons": 0}
-    model = _random_model(0)
+    model = random_model(0)
     assert op.unit_counts(model.cfg) == {"heads": 8, "neurons": 128}
 
 
@@ -32,7 +32,7 @@ def test_fraction_recovered_for_losses_and_logit_diffs():
 
 
 def test_circuit_coverage_is_one_for_the_whole_model_and_zero_for_nothing(device):
-    model = _random_model(1, attn_only=True)
+    model = random_model(1, attn_only=True)
     tokens = torch.randint(0, 23, (6, 9), generator=torch.Generator().manual_seed(0))
     means = op.component_means(model, tokens)
     metric = lambda logits: logits[:, -1, 3].mean()  # noqa: E731
@@ -42,7 +42,7 @@ def test_circuit_coverage_is_one_for_the_whole_model_and_zero_for_nothing(device
 
 
 def test_direct_and_total_effects_agree_for_last_layer_heads_of_an_attention_only_model():
-    model = _random_model(2, attn_only=True)
+    model = random_model(2, attn_only=True)
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, 23, (8, 7), generator=g)
     means = op.component_means(model, torch.randint(0, 23, (8, 7), generator=g))

@@ -28,6 +28,7 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix
 from transformer_lens.utilities import get_act_name
 
+from .hooks import per_token_loss
 from .validation import TutorialInputError, expect_choice, expect_dtype, expect_ndim, expect_range, expect_shape
 
 SCORE_KINDS = ("previous", "induction", "duplicate", "current")
@@ -483,9 +484,7 @@ def token_losses(
     logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "batch pos"]
 ) -> Float[Tensor, "batch pos"]:
     """Cross-entropy of predicting tokens[q + 1] at q; the last position (no target) gets 0."""
-    logp = logits[:, :-1].log_softmax(-1)
-    loss = -logp.gather(-1, tokens[:, 1:, None]).squeeze(-1)
-    return torch.nn.functional.pad(loss, (0, 1))
+    return torch.nn.functional.pad(per_token_loss(logits, tokens), (0, 1))
 
 
 def repeat_losses(

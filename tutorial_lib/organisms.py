@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from torch import Tensor
 
-from . import tasks
+from . import attention, tasks
+from .hooks import per_token_loss
 from .tokenizer import english_vocab, load_tokenizer, save_word_tokenizer, syllable_vocab
 from .training import train_lm
 
@@ -115,18 +116,12 @@ def _masked_mean(x: Tensor, mask: Tensor) -> float:
     return float((x * mask).sum() / mask.sum())
 
 
-def per_token_loss(model, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos-1"]:
-    """Cross-entropy of predicting tokens[:, p+1] at position p."""
-    logits = model(tokens)
-    return -logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
-
-
-def head_ablation_hook(head: int):
-    """A hook on blocks.{l}.attn.hook_z that zeroes one head's output."""
+def head_ablation_hook(heads: int | list[int]):
+    """A hook on blocks.{l}.attn.hook_z that zeroes the output of one head, or of several together."""
 
     def hook(z, hook):
         z = z.clone()
-        z[:, :, head] = 0.0
+        z[:, :, heads] = 0.0
         return z
 
     return hook
@@ -135,30 +130,24 @@ def head_ablation_hook(head: int):
 @torch.no_grad()
 def induction_report(model, seed: int = 1234, batch: int = 200) -> dict:
     """Losses on the first vs repeated half, head scores, per-head ablations, K-composition, OV copying."""
-    d, cfg = INDUCTION_DATA, model.cfg
+    cfg = model.cfg
     data = induction_batch(batch, cfg.d_vocab, seed)
     toks, rep, first = data.tokens, data.repeated[:, :-1], data.first[:, :-1]
     _, cache = model.run_with_cache(toks, names_filter=lambda n: n.endswith("hook_pattern"))
-    loss = per_token_loss(model, toks)
+    loss = per_token_loss(model(toks), toks)
     out = {"loss_first_half": _masked_mean(loss, first), "loss_repeated_half": _masked_mean(loss, rep)}
-    # previous-token score: mean attention from p to p-1 (p >= 1); induction score: attention from p to
-    # p - period + 1 at the repeated positions.
-    b_idx = torch.arange(batch)[:, None]
-    pos = torch.arange(d["seq_len"])
-    prev, ind = [], []
-    for layer in range(cfg.n_layers):
-        pat = cache["pattern", layer]  # [batch, head, q, k]
-        prev.append(pat[:, :, pos[1:], pos[:-1]].mean((0, 2)))
-        src = (pos[None, :] - data.period[:, None] + 1).clamp(min=0)  # [batch, q]
-        a = pat.permute(0, 2, 1, 3)[b_idx, pos[None, :], :, src]  # [batch, q, head]
-        ind.append((a * data.repeated[..., None]).sum((0, 1)) / data.repeated.sum())
+    # previous-token score: attention from p to p-1; induction score: attention from p to p - period + 1
+    # at the repeated positions.
+    prev = [attention.previous_token_score(cache["pattern", layer]) for layer in range(cfg.n_layers)]
+    ind = [attention.induction_score(cache["pattern", layer], data.period, query_mask=data.repeated)
+           for layer in range(cfg.n_layers)]  # fmt: skip
     out["prev_token_score"] = [[round(float(x), 4) for x in row] for row in prev]
     out["induction_score"] = [[round(float(x), 4) for x in row] for row in ind]
     # unseen periods: the induction head must follow the token, not a learned offset
     unseen = {}
     for (lo, hi), length in UNSEEN_PERIODS:
         u = unseen_period_batch(batch, cfg.d_vocab, (lo, hi), length, seed + 1)
-        lu = per_token_loss(model, u.tokens)
+        lu = per_token_loss(model(u.tokens), u.tokens)
         unseen[f"{lo}-{hi}"] = {"loss_first_half": round(_masked_mean(lu, u.first[:, :-1]), 4),
                                 "loss_repeated_half": round(_masked_mean(lu, u.repeated[:, :-1]), 4)}  # fmt: skip
     out["unseen_periods"] = unseen
@@ -168,7 +157,7 @@ def induction_report(model, seed: int = 1234, batch: int = 200) -> dict:
         row = []
         for h in range(cfg.n_heads):
             logits = model.run_with_hooks(toks, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", head_ablation_hook(h))])
-            lh = -logits[:, :-1].log_softmax(-1).gather(-1, toks[:, 1:, None])[..., 0]
+            lh = per_token_loss(logits, toks)
             row.append(round(_masked_mean(lh, rep), 4))
         abl.append(row)
     out["ablated_repeated_loss"] = abl
@@ -179,14 +168,8 @@ def induction_report(model, seed: int = 1234, batch: int = 200) -> dict:
     out["induction_heads"] = [[1, h] for h in range(cfg.n_heads) if out["induction_score"][1][h] > 0.5]
     # ablating every layer-1 induction head together (they share the work)
     ind_heads = [h for _, h in out["induction_heads"]]
-
-    def ablate_all(z, hook):
-        z = z.clone()
-        z[:, :, ind_heads] = 0.0
-        return z
-
-    logits = model.run_with_hooks(toks, fwd_hooks=[("blocks.1.attn.hook_z", ablate_all)])
-    lh = -logits[:, :-1].log_softmax(-1).gather(-1, toks[:, 1:, None])[..., 0]
+    logits = model.run_with_hooks(toks, fwd_hooks=[("blocks.1.attn.hook_z", head_ablation_hook(ind_heads))])
+    lh = per_token_loss(logits, toks)
     out["ablated_all_induction_heads_repeated_loss"] = round(_masked_mean(lh, rep), 4)
     kc = k_composition(model)
     out["k_composition"] = [[round(float(x), 4) for x in row] for row in kc]
@@ -198,18 +181,13 @@ def induction_report(model, seed: int = 1234, batch: int = 200) -> dict:
 
 
 def k_composition(model) -> Float[Tensor, "head0 head1"]:
-    """K-composition from layer-0 heads into layer-1 heads: ||W_QK^1 (W_OV^0)^T||_F / (||W_QK^1|| ||W_OV^0||)."""
-    W_Q, W_K, W_V, W_O = (w.detach() for w in (model.W_Q, model.W_K, model.W_V, model.W_O))
-    qk = W_Q[1] @ W_K[1].transpose(-1, -2)  # [head1, d_model, d_model]
-    ov = W_V[0] @ W_O[0]  # [head0, d_model, d_model]
-    prod = torch.einsum("bij,akj->abik", qk, ov)  # qk_b @ ov_a^T
-    return prod.flatten(2).norm(dim=-1) / (ov.flatten(1).norm(dim=-1)[:, None] * qk.flatten(1).norm(dim=-1)[None, :])
+    """K-composition from layer-0 heads into layer-1 heads, on the raw weights (no LayerNorm folding)."""
+    return attention.composition_scores(model, "K", fold_ln=False).detach()
 
 
 def ov_copying(model, layer: int, head: int) -> float:
     """Fraction of tokens t whose full OV circuit W_E W_OV W_U maps t most strongly to t itself (BOS excluded)."""
-    W_E, W_U = model.W_E.detach(), model.W_U.detach()
-    full = W_E @ model.W_V[layer, head].detach() @ model.W_O[layer, head].detach() @ W_U
+    full = attention.full_ov_circuit(model, layer, fold_ln=False).AB[head].detach()
     return float((full[1:, 1:].argmax(-1) == torch.arange(full.shape[0] - 1)).float().mean())
 
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from .hooks import per_token_loss
 from .progress import progress
 from .validation import (
     TutorialInputError,
@@ -766,7 +767,7 @@ def loss_recovered(model, sae: SAE, tokens: Int[Tensor, "batch pos"], hook_name:
         if loss_mask is None:
             return float(model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(hook_name, fn)]))
         logits = model.run_with_hooks(tokens, fwd_hooks=[(hook_name, fn)])
-        nll = -logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
+        nll = per_token_loss(logits, tokens)
         m = loss_mask.to(device=nll.device, dtype=nll.dtype)
         return float((nll * m).sum() / m.sum().clamp_min(1))
 

@@ -8,6 +8,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
+from .hooks import per_token_loss
 from .progress import progress
 from .validation import TutorialInputError, expect_dtype, expect_ndim
 
@@ -26,8 +27,7 @@ def lm_loss(
 ) -> Tensor:
     """Mean next-token cross-entropy; mask[b, p] (shape [batch, pos] or [batch, pos-1]) keeps the
     prediction made at position p of token p+1."""
-    logp = logits[:, :-1].log_softmax(-1)
-    nll = -logp.gather(-1, tokens[:, 1:, None])[..., 0]
+    nll = per_token_loss(logits, tokens)
     if mask is None:
         return nll.mean()
     mask = mask[:, : nll.shape[1]].to(nll.dtype)

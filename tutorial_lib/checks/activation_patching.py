@@ -11,8 +11,7 @@ from torch import Tensor
 from transformer_lens.utilities import get_act_name
 
 from .. import patching as P
-from .core import Mismatch, call_student, compare, exercise
-from .foundations import _random_model
+from .core import Mismatch, call_student, compare, exercise, random_model
 
 
 def _pair(seed: int, batch: int = 3, pos: int = 7) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -95,7 +94,7 @@ def check_patch_position_hook(fn):
 @exercise("04.3", "Patch the residual stream by layer and position", reference=P.patch_resid_pre,
           function_name="patch_resid_pre_grid")
 def check_patch_resid_pre_grid(fn):
-    model = _random_model(0)
+    model = random_model(0)
     for seed in range(2):
         clean, corrupted, correct, wrong = _pair(seed)
         metric = _metric(correct, wrong)
@@ -121,7 +120,7 @@ def check_patch_resid_pre_grid(fn):
 
 @exercise("04.4", "Patch each head's output", reference=P.patch_head_out_all_pos, function_name="patch_head_grid")
 def check_patch_head_grid(fn):
-    model = _random_model(0)
+    model = random_model(0)
     for seed in range(2):
         clean, corrupted, correct, wrong = _pair(seed)
         metric = _metric(correct, wrong)
@@ -159,7 +158,7 @@ def mean_ablate_head(model, tokens, metric, layer: int, head: int, reference_tok
 
 @exercise("04.6", "Mean-ablate a head", reference=mean_ablate_head)
 def check_mean_ablate_head(fn):
-    model = _random_model(0)
+    model = random_model(0)
     for seed, layer, head in [(0, 0, 2), (1, 1, 1)]:
         tokens, reference, correct, wrong = _pair(seed, batch=4)
         metric = _metric(correct, wrong)
@@ -206,7 +205,7 @@ def attribution_patch_resid(model, clean_tokens, corrupted_tokens, metric) -> Fl
 
 @exercise("04.5", "Attribution patching of the residual stream", reference=attribution_patch_resid)
 def check_attribution_patch_resid(fn):
-    model = _random_model(0)
+    model = random_model(0)
     for seed in range(2):
         clean, corrupted, correct, wrong = _pair(seed)
         metric = _metric(correct, wrong)

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import functools
+import copy
 
 import torch
 
 from .. import hooks
-from .core import Mismatch, call_student, compare, exercise
-
-
-@functools.lru_cache(maxsize=2)
-def _random_model(seed: int = 0, attn_only: bool = False):
-    """A small random TransformerBridge: checks must be quick and need no shipped files."""
-    from transformer_lens.config import TransformerBridgeConfig
-    from transformer_lens.model_bridge import TransformerBridge
-
-    cfg = TransformerBridgeConfig(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=None if attn_only else 64,
-                                  d_vocab=23, n_ctx=16, attn_only=attn_only, normalization_type="LN",
-                                  act_fn="gelu", seed=seed, device="cpu")
-    model = TransformerBridge.boot_native(cfg)
-    model.eval()
-    return model
+from .core import Mismatch, call_student, compare, exercise, random_model
 
 
 def _tokens(seed: int, batch: int = 3, pos: int = 9) -> torch.Tensor:
@@ -68,7 +54,7 @@ def check_attention_by_offset(fn):
 
 @exercise("00.4", "Zero-ablate one head", reference=hooks.ablate_head_loss)
 def check_ablate_head_loss(fn):
-    model = _random_model(0)
+    model = random_model(0)
     clean = model(_tokens(0), return_type="loss").item()
     for seed, layer, head in [(0, 0, 1), (1, 1, 3), (2, 1, 0)]:
         tokens = _tokens(seed)
@@ -85,7 +71,7 @@ def check_ablate_head_loss(fn):
 
 @exercise("00.5", "Split a logit into components", reference=hooks.component_logit_attribution)
 def check_component_logit_attribution(fn):
-    model = _random_model(0)
+    model = copy.deepcopy(random_model(0))  # a copy: the cached model is shared with other checks
     with torch.no_grad():  # give the final LayerNorm a real gain and bias, as in a trained model
         model.ln_final.w.copy_(torch.linspace(0.5, 1.5, model.cfg.d_model))
         model.ln_final.b.copy_(torch.linspace(-0.3, 0.3, model.cfg.d_model))

@@ -8,20 +8,12 @@ import functools
 import torch
 
 from .. import attention, tasks
-from .core import Mismatch, call_student, compare, exercise
+from .core import Mismatch, call_student, compare, exercise, random_model
 
 
-@functools.lru_cache(maxsize=2)
 def _random_model(seed: int = 0):
-    """A tiny random attention-only TransformerBridge (2 layers x 3 heads): quick, needs no shipped files."""
-    from transformer_lens.config import TransformerBridgeConfig
-    from transformer_lens.model_bridge import TransformerBridge
-
-    cfg = TransformerBridgeConfig(n_layers=2, d_model=24, n_heads=3, d_head=8, d_vocab=19, n_ctx=24,
-                                  attn_only=True, normalization_type="LN", seed=seed, device="cpu")
-    model = TransformerBridge.boot_native(cfg)
-    model.eval()
-    return model
+    """A tiny random attention-only model (2 layers x 3 heads) with room for repeated sequences."""
+    return random_model(seed, d_model=24, n_heads=3, d_vocab=19, n_ctx=24, attn_only=True)
 
 
 @functools.lru_cache(maxsize=1)

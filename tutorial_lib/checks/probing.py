@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from .. import probing
-from .core import Mismatch, call_student, compare, exercise
-from .foundations import _random_model, _tokens
+from .core import Mismatch, call_student, compare, exercise, random_model
+from .foundations import _tokens
 
 # ---- references with the notebook's signatures (built on the kernel in tutorial_lib.probing)
 
@@ -162,7 +162,7 @@ def check_steering_vector(fn):
 
 @exercise("03.6", "Steer the model through a hook", reference=steered_logits)
 def check_steered_logits(fn):
-    model = _random_model(0)
+    model = random_model(0)
     for seed, layer, strength in [(0, 0, 2.0), (1, 1, -1.5)]:
         tokens = _tokens(seed)
         hook_name = f"blocks.{layer}.hook_resid_post"

@@ -103,6 +103,35 @@ def test_ioi_labels(template):
         assert not {tasks.VOCAB[c[p]] for p in diff} & {b.io_name[i], b.s_name[i]}
 
 
+@pytest.mark.parametrize("third", ["after", "before"])
+def test_ioi_third_name(third):
+    """A third name C next to S2: S is still the only repeated name, C stands where `third` says."""
+    b = tasks.ioi(24, seed=5, template=1, third=third)
+    classic = tasks.ioi(24, seed=5, template=1)
+    assert b.third == third and classic.third is None and classic.c_pos is None and not classic.c_name
+    assert b.tokens.shape[1] == classic.tokens.shape[1] + 2  # "and C" adds two tokens
+    assert torch.equal(b.c_pos, b.s2_pos + 2) if third == "after" else torch.equal(b.c_pos, b.s2_pos - 2)
+    for i, prompt in enumerate(b.prompts):
+        names = [w for w in tasks.split_words(prompt) if w in tasks.NAMES]
+        assert len(names) == 4 and names.count(b.s_name[i]) == 2 and names.count(b.io_name[i]) == 1
+        assert names.count(b.c_name[i]) == 1 and b.c_name[i] not in (b.io_name[i], b.s_name[i])
+        toks = b.tokens[i].tolist()
+        assert tasks.VOCAB[toks[int(b.c_pos[i])]] == b.c_name[i] == tasks.VOCAB[int(b.c_token[i])]
+        assert tasks.VOCAB[toks[int(b.s2_pos[i])]] == b.s_name[i] == tasks.VOCAB[toks[int(b.s1_pos[i])]]
+        assert tasks.VOCAB[toks[int(b.io_pos[i])]] == b.io_name[i]
+        # "abc" replaces all four names by four others
+        c = b.corrupt_tokens[i].tolist()
+        diff = [p for p in range(len(toks)) if c[p] != toks[p]]
+        assert set(diff) == {int(b.io_pos[i]), int(b.s1_pos[i]), int(b.s2_pos[i]), int(b.c_pos[i])}
+        assert len({c[p] for p in diff}) == 4
+    flip = tasks.ioi(8, seed=6, template=2, third=third, corruption="flip")
+    for i in range(8):
+        changed = (flip.corrupt_tokens[i] != flip.tokens[i]).nonzero().flatten().tolist()
+        assert changed == [int(flip.s2_pos[i])] and tasks.VOCAB[int(flip.corrupt_tokens[i, changed[0]])] == flip.io_name[i]
+    with pytest.raises(TutorialInputError, match="third"):
+        tasks.ioi(4, third="middle")
+
+
 def test_ioi_flip_and_split():
     b = tasks.ioi(16, seed=1, template=0, corruption="flip", order="ABBA")
     assert set(b.order) == {"ABBA"}

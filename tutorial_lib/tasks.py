@@ -231,6 +231,10 @@ class IOIBatch:
     corrupt_tokens: Int[Tensor, "batch pos"]
     answers: list[str] = field(default_factory=list)  # " " + io_name
     wrong_answers: list[str] = field(default_factory=list)  # " " + s_name
+    third: str | None = None  # None, or where the third name C stands next to S2: "after" (S and C) / "before"
+    c_name: list[str] = field(default_factory=list)
+    c_token: Int[Tensor, " batch"] | None = None
+    c_pos: Int[Tensor, " batch"] | None = None
 
 
 def _name_pair_split(a: str, b: str) -> str:
@@ -239,8 +243,17 @@ def _name_pair_split(a: str, b: str) -> str:
     return "test" if (i * 7 + j * 3) % 5 == 0 else "train"
 
 
-def _fill(template: str, a: str, b: str, s: str, place: str, obj: str) -> str:
-    return template.format(A=a, B=b, S=s, P=place, O=obj)
+def _fill(template: str, a: str, b: str, s: str, place: str, obj: str, c: str = "") -> str:
+    return template.format(A=a, B=b, S=s, P=place, O=obj, C=c)
+
+
+def third_name_template(template: str, third: str) -> str:
+    """The template with a third person C next to the repeated name: "{S} gave" -> "{S} and {C} gave"
+    (third="after") or "{C} and {S} gave" (third="before"). The answer is still IO; C is a distractor
+    that is neither repeated nor in the first clause, so neither "the most recent name" nor "the name
+    after the comma" identifies S: only the repetition does."""
+    expect_choice(third, ["after", "before"], "third")
+    return template.replace("{S} ", "{S} and {C} " if third == "after" else "{C} and {S} ", 1)
 
 
 def ioi(
@@ -250,6 +263,7 @@ def ioi(
     order: str = "mixed",
     split: str = "all",
     corruption: str = "abc",
+    third: str | None = None,
 ) -> IOIBatch:
     """Indirect-object prompts: "When Mary and John went to the store, John gave a drink to" -> " Mary".
 
@@ -258,15 +272,19 @@ def ioi(
     split: "train", "test" or "all": held-out name pairs ("test") never appear in the "train" split.
     corruption: "abc" replaces the three names with three other names (no IO information left);
     "flip" replaces S2 by the IO name (the right answer becomes S).
+    third: None (the classic prompts), "after" or "before": a third name C stands after or before S2
+    ("..., James and Tom gave a letter to"); see third_name_template. "abc" replaces C too.
     """
     expect_choice(order, ["ABBA", "BABA", "mixed"], "order")
     expect_choice(split, ["train", "test", "all"], "split")
     expect_choice(corruption, ["abc", "flip"], "corruption")
+    if third is not None:
+        expect_choice(third, ["after", "before"], "third")
     rng = _rng(seed)
     t = rng.randrange(len(IOI_TEMPLATES)) if template is None else template
     expect_choice(t, range(len(IOI_TEMPLATES)), "template")
-    text = IOI_TEMPLATES[t]
-    rows: dict[str, list] = {k: [] for k in ["prompts", "io", "s", "order", "corrupt"]}
+    text = IOI_TEMPLATES[t] if third is None else third_name_template(IOI_TEMPLATES[t], third)
+    rows: dict[str, list] = {k: [] for k in ["prompts", "io", "s", "order", "corrupt", "c"]}
     while len(rows["prompts"]) < batch:
         io, s = rng.sample(NAMES, 2)
         if split != "all" and _name_pair_split(io, s) != split:
@@ -274,18 +292,20 @@ def ioi(
         o = rng.choice(["ABBA", "BABA"]) if order == "mixed" else order
         a, b = (io, s) if o == "ABBA" else (s, io)
         place, obj = rng.choice(PLACES), rng.choice(OBJECTS)
-        rows["prompts"].append(_fill(text, a, b, s, place, obj))
+        c = rng.choice([n for n in NAMES if n not in (io, s)]) if third else ""
+        rows["prompts"].append(_fill(text, a, b, s, place, obj, c))
         if corruption == "abc":
-            c1, c2, c3 = rng.sample([n for n in NAMES if n not in (io, s)], 3)
-            rows["corrupt"].append(_fill(text, c1, c2, c3, place, obj))
+            fresh = rng.sample([n for n in NAMES if n not in (io, s, c)], 4 if third else 3)
+            rows["corrupt"].append(_fill(text, *fresh[:3], place, obj, *fresh[3:]))
         else:
-            rows["corrupt"].append(_fill(text, a, b, io, place, obj))
+            rows["corrupt"].append(_fill(text, a, b, io, place, obj, c))
+        rows["c"].append(c)
         rows["io"].append(io)
         rows["s"].append(s)
         rows["order"].append(o)
     tokens = _stack([encode(p) for p in rows["prompts"]])
     # Positions: the template's name slots, found by filling the template with markers.
-    slots = split_words(text.format(A="@A", B="@B", S="@S", P="place", O="obj"))
+    slots = split_words(text.format(A="@A", B="@B", S="@S", C="@C", P="place", O="obj"))
     marks = [i for i, w in enumerate(slots) if w == "@"]  # the "@" before each slot name
     slot_pos = {}
     for k, i in enumerate(marks):
@@ -312,6 +332,10 @@ def ioi(
         corrupt_tokens=_stack([encode(p) for p in rows["corrupt"]]),
         answers=[" " + x for x in rows["io"]],
         wrong_answers=[" " + x for x in rows["s"]],
+        third=third,
+        c_name=rows["c"] if third else [],
+        c_token=torch.tensor([WORD_TO_ID[x] for x in rows["c"]]) if third else None,
+        c_pos=torch.full((batch,), slot_pos["C"]) if third else None,
     )
 
 
@@ -428,17 +452,21 @@ CORPUS_MIX = {"ioi": 0.45, "brackets": 0.2, "facts": 0.1, "filler": 0.25}
 
 
 def corpus(n_docs: int, seed: int | torch.Generator = 0, mix: dict[str, float] | None = None) -> list[str]:
-    """A mixture of documents (default CORPUS_MIX): IOI sentences with their answer, bracket sequences,
-    facts and filler. Training IOI documents use only the "train" name pairs."""
+    """A mixture of documents (default CORPUS_MIX): IOI sentences with their answer ("ioi"; "ioi_third":
+    with a third name next to S2), bracket sequences, facts and filler. Training IOI documents use only
+    the "train" name pairs."""
     rng = _rng(seed)
     mix = mix or CORPUS_MIX
+    for k in mix:
+        expect_choice(k, ["ioi", "ioi_third", "brackets", "facts", "filler"], "corpus mix kind")
     kinds, weights = list(mix), list(mix.values())
     docs = []
     for _ in range(n_docs):
         kind = rng.choices(kinds, weights)[0]
         s = rng.randrange(2**31)
-        if kind == "ioi":
-            b = ioi(1, seed=s, split="train")
+        if kind in ("ioi", "ioi_third"):
+            third = rng.choice(["after", "before"]) if kind == "ioi_third" else None
+            b = ioi(1, seed=s, split="train", third=third)
             docs.append(f"{b.prompts[0]}{b.answers[0]} .")
         elif kind == "brackets":
             docs.append(brackets(1, n_words=rng.randint(8, 24), seed=s).texts[0])
@@ -450,10 +478,12 @@ def corpus(n_docs: int, seed: int | torch.Generator = 0, mix: dict[str, float] |
     return docs
 
 
-def corpus_tokens(batch: int, n_ctx: int, seed: int | torch.Generator = 0) -> Int[Tensor, "batch n_ctx"]:
+def corpus_tokens(
+    batch: int, n_ctx: int, seed: int | torch.Generator = 0, mix: dict[str, float] | None = None
+) -> Int[Tensor, "batch n_ctx"]:
     """`batch` corpus documents as token rows [BOS, doc, <pad>...] of length n_ctx (truncated if longer)."""
     rows = []
-    for doc in corpus(batch, seed):
+    for doc in corpus(batch, seed, mix):
         ids = encode(doc)[:n_ctx]
         rows.append(ids + [PAD_ID] * (n_ctx - len(ids)))
     return torch.tensor(rows, dtype=torch.long)

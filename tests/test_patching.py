@@ -240,6 +240,39 @@ def test_path_patching_matches_naive_recipe(device, receivers, kinds, freeze):
         torch.testing.assert_close(got[2], metric(model(clean)).expand(2), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("receivers,kinds,freeze", [(None, ("q",), True), ([(2, 0), (2, 1)], ("q",), False)])
+def test_group_path_patching_of_one_head_is_path_patching(device, receivers, kinds, freeze):
+    model = make_model(device, n_layers=3, n_heads=2)
+    clean, corrupted, right, wrong = make_data(device, n_pos=4, seed=3, diff_pos=1)
+    metric = metric_for(right, wrong)
+    grid = patching.path_patch(model, clean, corrupted, metric, receivers, kinds, freeze_mlps=freeze)
+    for sender in [(0, 0), (0, 1), (1, 1)]:
+        got = patching.path_patch_group(model, clean, corrupted, metric, [sender], receivers, kinds, freeze_mlps=freeze)
+        torch.testing.assert_close(got, grid[sender], atol=1e-5, rtol=0)
+
+
+def test_group_path_patching_corrupts_the_senders_together(device):
+    """Attention-only, 1 layer, receivers = logits: corrupting a group of heads along their direct paths is
+    patching those heads' corrupted outputs into the clean run; a group differs from its members alone."""
+    model = make_model(device, attn_only=True, n_layers=1, n_heads=4)
+    clean, corrupted, right, wrong = make_data(device, seed=4)
+    metric = metric_for(right, wrong)
+    _, xc = model.run_with_cache(corrupted)
+
+    def hook(z, hook):
+        z = z.clone()
+        z[:, :, [1, 3]] = xc[hook.name][:, :, [1, 3]]
+        return z
+
+    want = metric(model.run_with_hooks(clean, fwd_hooks=[("blocks.0.attn.hook_z", hook)]))
+    got = patching.path_patch_group(model, clean, corrupted, metric, [(0, 1), (0, 3)])
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    alone = patching.path_patch(model, clean, corrupted, metric)
+    assert not torch.isclose(got, alone[0, 1], atol=1e-4) and not torch.isclose(got, alone[0, 3], atol=1e-4)
+    with pytest.raises(TutorialInputError, match="senders must be a non-empty list"):
+        patching.path_patch_group(model, clean, corrupted, metric, [])
+
+
 def test_path_patching_to_logits_with_everything_frozen_is_direct_effect(device):
     """Attention-only, 1 layer: sender -> logits path patching equals plain head patching (clean run)."""
     model = make_model(device, attn_only=True, n_layers=1)

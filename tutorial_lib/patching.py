@@ -68,6 +68,7 @@ __all__ = [
     "patch_head_pattern_by_pos",
     "ablate",
     "path_patch",
+    "path_patch_group",
     "attribution_patch",
     "forward_from_layer",
 ]
@@ -866,6 +867,80 @@ def path_patch(
         logits = logits.reshape(n_var, batch, *logits.shape[1:])
         out[sender_layer] = torch.stack([_scalar(metric(logits[v])) for v in range(n_var)])
     return out
+
+
+def path_patch_group(
+    model,
+    clean_tokens: Int[Tensor, "batch pos"],
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    metric: Metric,
+    senders: Sequence[tuple[int, int]],
+    receivers: Sequence[tuple[int, int]] | None = None,
+    receiver_input: str | Sequence[str] = ("q", "k", "v"),
+    freeze_mlps: bool = False,
+) -> Float[Tensor, ""]:
+    """path_patch for a *group* of sender heads corrupted together: one metric value.
+
+    Heads that share a job (several heads that each carry part of the same signal) can each look
+    unimportant alone; corrupting the whole group along the path tests the job itself. Same recipe
+    and normalisation as `path_patch`; the senders' paths to each other are frozen too.
+    """
+    clean, corrupted = _check_pair(model, clean_tokens, corrupted_tokens)
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    inputs = (receiver_input,) if isinstance(receiver_input, str) else tuple(receiver_input)
+    for i in inputs:
+        expect_choice(i, ("q", "k", "v"), "receiver_input")
+    groups = {"senders": senders, "receivers": receivers if receivers is not None else [(0, 0)]}
+    for what, heads in groups.items():
+        heads = [tuple(int(x) for x in r) for r in heads]
+        if not heads or any(len(r) != 2 or not (0 <= r[0] < n_layers and 0 <= r[1] < n_heads) for r in heads):
+            raise TutorialInputError(
+                f"{what} must be a non-empty list of (layer, head) with 0 <= layer < {n_layers} and "
+                f"0 <= head < {n_heads}; got {heads}."
+            )
+    if freeze_mlps and model.cfg.attn_only:
+        raise TutorialInputError("freeze_mlps=True needs MLPs; the model is attention-only.")
+    senders = [tuple(int(x) for x in r) for r in senders]
+    kept = [get_act_name(k, layer) for layer in range(n_layers) for k in ("z", "mlp_out")
+            if not (k == "mlp_out" and model.cfg.attn_only)]  # fmt: skip
+    (_, cc), (_, xc) = _cache_many(model, [clean, corrupted], _needed(kept))
+
+    def freeze(layer: int) -> Callable:  # (bridges report canonical hook names, so close over the layer)
+        name = get_act_name("z", layer)
+
+        def hook(z: Tensor, hook) -> Tensor:
+            new = cc[name].clone()
+            for sl, sh in senders:
+                if sl == layer:
+                    new[:, :, sh] = xc[name][:, :, sh]
+            return new
+
+        return hook
+
+    hooks = [(get_act_name("z", layer), freeze(layer)) for layer in range(n_layers)]
+    if freeze_mlps:
+        hooks += [(get_act_name("mlp_out", layer), lambda a, hook, n=get_act_name("mlp_out", layer): cc[n])
+                  for layer in range(n_layers)]  # fmt: skip
+    with torch.no_grad():
+        if receivers is None:
+            return _scalar(metric(model.run_with_hooks(clean, fwd_hooks=hooks)))
+        receivers = [tuple(int(x) for x in r) for r in receivers]
+        store: dict[str, Tensor] = {}
+        names = sorted({(get_act_name(k, layer), layer) for layer, _ in receivers for k in inputs})
+        hooks += [(n, lambda a, hook, n=n: store.__setitem__(n, a.clone())) for n, _ in names]
+        model.run_with_hooks(clean, fwd_hooks=hooks)
+
+        def put(name: str, layer: int) -> Callable:
+            def hook(a: Tensor, hook) -> Tensor:
+                a = a.clone()
+                for rl, rh in receivers:
+                    if rl == layer:
+                        a[:, :, rh] = store[name][:, :, rh]
+                return a
+
+            return hook
+
+        return _scalar(metric(model.run_with_hooks(clean, fwd_hooks=[(n, put(n, layer)) for n, layer in names])))
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,14 +23,19 @@ def toy():
     return organisms.load("toy-lm")
 
 
+@pytest.fixture(scope="module")
+def ioi3():
+    return organisms.load("ioi-3l")
+
+
 def _loss(logits, tokens):
     return -logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
 
 
 def test_names_and_cards():
-    assert {"induction-2l", "toy-lm"} <= set(organisms.names())
+    assert {"induction-2l", "ioi-3l", "toy-lm"} <= set(organisms.names())
     total = 0
-    for name in ["induction-2l", "toy-lm"]:
+    for name in ["induction-2l", "ioi-3l", "toy-lm"]:
         c = organisms.card(name)
         assert c["name"] == name and len(c["sha256"]) == 64 and c["training_seconds"] > 0
         d = organisms.DATA_DIR / name
@@ -51,9 +56,9 @@ def test_load_is_eval_with_tokenizer(toy):
     assert cache["blocks.0.attn.hook_z"].shape[2] == toy.cfg.n_heads
 
 
-def test_bridge_computes_like_the_trained_module(induction, toy):
+def test_bridge_computes_like_the_trained_module(induction, toy, ioi3):
     """The recipes train the bridge's inner PyTorch module; the bridge must give the same logits."""
-    for model in (induction, toy):
+    for model in (induction, toy, ioi3):
         x = torch.randint(1, model.cfg.d_vocab, (3, 20))
         x[:, 0] = 0
         with torch.no_grad():
@@ -145,6 +150,62 @@ def test_toy_lm_solves_ioi_on_held_out_names(toy):
     assert toy.to_string(toy(prompt)[0, -1].argmax()).strip() == "Mary"
 
 
+def _ioi_diff(model, b):
+    last = model(b.tokens)[:, -1]
+    rows = torch.arange(len(b.prompts))
+    return last[rows, b.io_token] - last[rows, b.s_token]
+
+
+@torch.no_grad()
+def test_ioi_3l_rejects_the_repeated_name_not_the_most_recent(ioi3, toy):
+    """ioi-3l solves IOI on held-out names with or without a third name next to S2; toy-lm, which learned
+    "reject the most recent name", fails when the third name comes last (the chapter's contrast)."""
+    c = organisms.card("ioi-3l")["properties"]
+    for third in [None, "after", "before"]:
+        diff = torch.cat([_ioi_diff(ioi3, tasks.ioi(60, seed=200 + t, template=t, split="test", third=third))
+                          for t in range(len(tasks.IOI_TEMPLATES))])  # fmt: skip
+        assert (diff > 0).float().mean() > 0.95 and diff.mean() > 4, third
+        card_acc = c["ioi_acc"] if third is None else c["ioi_third_name"][third]["acc"]
+        assert abs(float((diff > 0).float().mean()) - card_acc) < 0.05
+    toy_before = torch.cat([_ioi_diff(toy, tasks.ioi(60, seed=300 + t, template=t, split="test", third="before"))
+                            for t in range(len(tasks.IOI_TEMPLATES))])  # fmt: skip
+    assert abs(float(toy_before.mean())) < 1.5 and (toy_before > 0).float().mean() < 0.8
+
+
+@torch.no_grad()
+def test_ioi_3l_circuit(ioi3):
+    """The mechanism chapter 04 teaches: one layer-1 head attends from END to S2 (wherever S2 stands) and
+    pushes S down; its query is built by the layer-0 heads that copy the first-clause names to END."""
+    from functools import partial
+
+    from tutorial_lib import patching
+
+    def metric(logits, b):
+        last = logits[:, -1]
+        rows = torch.arange(last.shape[0])
+        return (last[rows, b.io_token] - last[rows, b.s_token]).mean()
+
+    for third in [None, "before"]:
+        b = tasks.ioi(40, seed=11, template=0, split="test", third=third)
+        _, cache = ioi3.run_with_cache(b.tokens)
+        rows = torch.arange(40)
+        to_s2 = cache["pattern", 1][rows, :, -1, b.s2_pos].mean(0)
+        assert int(to_s2.argmax()) == 1 and to_s2[1] > 0.85
+        copy = cache["pattern", 0][rows, :, -1]  # layer-0 heads split END's attention over IO and S1
+        assert (copy[rows, :3, b.io_pos].mean(0) > 0.3).all() and (copy[rows, :3, b.s1_pos].mean(0) > 0.3).all()
+
+    b = tasks.ioi(40, seed=12, template=3, corruption="abc")
+    m = partial(metric, b=b)
+    clean, corrupted = float(m(ioi3(b.tokens))), float(m(ioi3(b.corrupt_tokens)))
+    heads = patching.normalise(patching.patch_head_out_all_pos(ioi3, b.tokens, b.corrupt_tokens, m), clean, corrupted)
+    assert int(heads.argmax()) == 1 * 4 + 1 and heads[1, 1] > 0.6 and heads.flatten().topk(2).values[1] < 0.2
+    layer0 = [(0, h) for h in range(4)]
+    effect = {k: 1 - float(patching.normalise(patching.path_patch_group(
+        ioi3, b.tokens, b.corrupt_tokens, m, layer0, receivers=[(1, 1)], receiver_input=k), clean, corrupted))
+        for k in "qkv"}  # fmt: skip
+    assert effect["q"] > 0.4 and effect["k"] < 0.5 * effect["q"] and effect["v"] < 0.2
+
+
 @torch.no_grad()
 def test_toy_lm_knows_when_a_bracket_may_close(toy):
     b = tasks.brackets(200, n_words=24, seed=31)
@@ -192,6 +253,20 @@ def test_induction_recipe_reproduces_card(tmp_path):
     assert abs(p["loss_first_half"] - q["loss_first_half"]) < 0.3
     assert p["previous_token_head"] == q["previous_token_head"] and p["induction_heads"] == q["induction_heads"]
     assert organisms.load("induction-2l", root=tmp_path) is not None
+
+
+@pytest.mark.slow
+def test_ioi_recipe_reproduces_card(tmp_path):
+    """Re-run the ioi-3l recipe (about 2 minutes): the same accuracy and the same S-suppression head."""
+    new = organisms.train("ioi-3l", tmp_path)
+    old = organisms.card("ioi-3l")
+    p, q = new["properties"], old["properties"]
+    assert new["config"] == old["config"]
+    assert p["ioi_acc"] > 0.95 and abs(p["ioi_logit_diff"] - q["ioi_logit_diff"]) < 1.0
+    for third in ["after", "before"]:
+        assert p["ioi_third_name"][third]["acc"] > 0.95
+    s_attention = torch.tensor(p["end_attention_to_s"][1])
+    assert int(s_attention.argmax()) == int(torch.tensor(q["end_attention_to_s"][1]).argmax()) and s_attention.max() > 0.8
 
 
 @pytest.mark.slow

@@ -96,15 +96,16 @@ def _fit_induction(model, r: Recipe) -> dict:
     return {"final_loss": round(sum(losses[-50:]) / 50, 4)}
 
 
-def _fit_toy_lm(model, r: Recipe) -> dict:
+def _fit_corpus(model, r: Recipe) -> dict:
+    """Next-token loss on the English-like corpus (`r.train["mix"]`, default tasks.CORPUS_MIX)."""
     t = r.train
     gen = torch.Generator().manual_seed(t["seed"])
 
     def batch_fn(step: int) -> Tensor:
-        return tasks.corpus_tokens(t["batch"], model.cfg.n_ctx, seed=gen)
+        return tasks.corpus_tokens(t["batch"], model.cfg.n_ctx, seed=gen, mix=t.get("mix"))
 
     losses = train_lm(model, batch_fn, t["steps"], lr=t["lr"], weight_decay=t["weight_decay"], warmup=t["warmup"],
-                      loss_mask_fn=lambda x: x[:, 1:] != tasks.PAD_ID, seed=t["seed"], desc="toy-lm",
+                      loss_mask_fn=lambda x: x[:, 1:] != tasks.PAD_ID, seed=t["seed"], desc=t.get("desc", "corpus"),
                       num_threads=t.get("num_threads"))  # fmt: skip
     return {"final_loss": round(sum(losses[-50:]) / 50, 4)}
 
@@ -192,11 +193,12 @@ def ov_copying(model, layer: int, head: int) -> float:
 
 
 @torch.no_grad()
-def ioi_report(model, batch: int = 100, seed: int = 4321, split: str = "test") -> dict:
-    """Accuracy (IO logit > S logit) and mean logit difference on held-out IOI prompts, every template."""
+def ioi_report(model, batch: int = 100, seed: int = 4321, split: str = "test", third: str | None = None) -> dict:
+    """Accuracy (IO logit > S logit) and mean logit difference on held-out IOI prompts, every template
+    (third: None for the classic prompts, "after"/"before" for a third name next to S2)."""
     accs, diffs, per = [], [], {}
     for t in range(len(tasks.IOI_TEMPLATES)):
-        b = tasks.ioi(batch, seed=seed + t, template=t, split=split)
+        b = tasks.ioi(batch, seed=seed + t, template=t, split=split, third=third)
         logits = model(b.tokens.to(model.cfg.device))[:, -1].cpu()
         diff = logits.gather(1, b.io_token[:, None])[:, 0] - logits.gather(1, b.s_token[:, None])[:, 0]
         top = logits.argmax(-1) == b.io_token
@@ -278,8 +280,22 @@ def _measure_induction(model) -> dict:
     return induction_report(model)
 
 
+def _third_name_report(model) -> dict:
+    """IOI with a third name next to S2, both orders: does the model reject the *repeated* name?"""
+    out = {}
+    for third in ("after", "before"):
+        r = ioi_report(model, seed=8765, third=third)
+        out[third] = {"acc": r["ioi_acc"], "logit_diff": r["ioi_logit_diff"]}
+    return {"ioi_third_name": out}
+
+
 def _measure_toy_lm(model) -> dict:
-    return {**ioi_report(model), **ioi_heads_report(model), **bracket_report(model), **facts_report(model)}
+    return {**ioi_report(model), **_third_name_report(model), **ioi_heads_report(model), **bracket_report(model),
+            **facts_report(model)}  # fmt: skip
+
+
+def _measure_ioi(model) -> dict:
+    return {**ioi_report(model), **_third_name_report(model), **ioi_heads_report(model)}
 
 
 RECIPES: dict[str, Recipe] = {
@@ -317,8 +333,30 @@ RECIPES: dict[str, Recipe] = {
         ),  # fmt: skip
         vocab=english_vocab,
         train=dict(steps=1200, batch=64, lr=2e-3, weight_decay=0.01, warmup=100, seed=0, num_threads=1),
-        fit=_fit_toy_lm,
+        fit=_fit_corpus,
         measure=_measure_toy_lm,
+    ),
+    # IOI with a real head-to-head circuit. In toy-lm's classic prompts the repeated name is always the most
+    # recent one, and toy-lm learned "reject the name just mentioned". Here most IOI documents put a third
+    # name C before or after S2 ("..., Henry and Simon gave a bag to"), so only the repetition identifies S.
+    "ioi-3l": Recipe(
+        config=dict(
+            n_layers=3,
+            d_model=64,
+            n_heads=4,
+            d_head=16,
+            d_vocab=len(tasks.VOCAB),
+            n_ctx=32,
+            attn_only=True,
+            normalization_type="LN",
+            act_fn="gelu",
+            seed=0,
+        ),  # fmt: skip
+        vocab=english_vocab,
+        train=dict(steps=3000, batch=64, lr=2e-3, weight_decay=0.01, warmup=100, seed=0, num_threads=1,
+                   mix={"ioi": 0.21, "ioi_third": 0.49, "filler": 0.3}),  # fmt: skip
+        fit=_fit_corpus,
+        measure=_measure_ioi,
     ),
 }
 
@@ -487,7 +525,7 @@ def train(name: str, out: str | Path | None = None) -> dict:
         "name": name,
         "config": r.config,
         "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in r.train.items()},
-        "data": INDUCTION_DATA if name == "induction-2l" else {"corpus_mix": tasks.CORPUS_MIX},
+        "data": INDUCTION_DATA if name == "induction-2l" else {"corpus_mix": r.train.get("mix", tasks.CORPUS_MIX)},
         "sha256": sha256(out / WEIGHTS),
         "training_seconds": round(seconds, 1),
         "trained_on": f"{platform.machine()} cpu, torch {torch.__version__}, {os.cpu_count()} cores, "

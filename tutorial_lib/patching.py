@@ -40,6 +40,7 @@ bridge's logits and cached activations to 1e-5. Otherwise the patched forward ca
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -192,8 +193,9 @@ def _block_stack_ok(model, tokens: Tensor) -> bool:
     ok = False
     needed = ("blocks", "ln_final", "unembed")
     if all(hasattr(model, n) for n in needed) and len(model.blocks) == model.cfg.n_layers:
-        try:
-            with torch.no_grad():
+        try:  # (a rotary model warns here that the bare blocks skip RoPE: exactly what the check detects)
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 probe = tokens[:1]
                 want, cache = model.run_with_cache(probe, names_filter=lambda n: n == "blocks.0.hook_resid_pre")
                 got = _direct_forward(model, cache["blocks.0.hook_resid_pre"], 0, None)

@@ -424,6 +424,39 @@ def test_induction_organism_grid_matches_transformerlens(device):
 # The benchmark script cannot rot
 
 
+def test_gpt2_architecture_bridge_matches_transformerlens(device, monkeypatch):
+    """`TUTORIAL_MODEL=gpt2` loads GPT-2 with boot_transformers + compatibility mode. The same code path, offline:
+    a randomly initialised GPT-2-architecture Hugging Face model with the organism tokenizer; the grids equal
+    TransformerLens', and group path patching of one head equals path patching."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tutorial_lib import tasks
+    from tutorial_lib.tokenizer import load_tokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_head=4, n_embd=32, vocab_size=len(tasks.VOCAB), n_positions=32)
+    hf = GPT2LMHeadModel(config).eval()
+    model = TransformerBridge.boot_transformers("gpt2", hf_model=hf, tokenizer=load_tokenizer(ORGANISMS / "toy-lm"),
+                                                device=str(device))  # fmt: skip
+    model.enable_compatibility_mode()
+    model.eval()
+    assert not patching._fast_ok(model)  # not a native bridge: the block-stack engine
+    b = tasks.ioi(3, seed=0)
+    clean, corrupted = model.to_tokens(b.prompts), model.to_tokens(b.corrupt_prompts)
+    assert torch.equal(clean.cpu(), b.tokens)
+    metric = metric_for(b.io_token.to(device), b.s_token.to(device))
+    _, clean_cache = model.run_with_cache(clean)
+    for grid in ["resid_pre", "mlp_out", "head_out_all_pos", "head_pattern_by_pos"]:
+        got = patching.activation_patch(model, clean, corrupted, metric, grid)
+        want = TL_GRIDS[grid](model, corrupted, clean_cache, metric)
+        torch.testing.assert_close(got, want.to(got.device), atol=1e-5, rtol=0)
+    assert patching._block_stack_ok(model, clean)
+    paths = patching.path_patch(model, clean, corrupted, metric, receivers=[(1, 0)], receiver_input="q")
+    group = patching.path_patch_group(model, clean, corrupted, metric, [(0, 2)], receivers=[(1, 0)], receiver_input="q")
+    torch.testing.assert_close(group, paths[0, 2], atol=1e-5, rtol=0)
+
+
 def test_benchmark_quick_mode_runs():
     import importlib.util
 

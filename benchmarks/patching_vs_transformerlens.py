@@ -6,6 +6,9 @@ alternating the two `--repeats` times and keeping each side's best time. The res
 1e-5 or the script exits with status 1.
 
     python benchmarks/patching_vs_transformerlens.py            # toy-lm sized model, IOI prompts
+    python benchmarks/patching_vs_transformerlens.py --model ioi-3l
+    python benchmarks/patching_vs_transformerlens.py --model gpt2-shape   # GPT-2 small's architecture and size,
+                                                  # random weights, loaded as `gpt2` is (boot_transformers)
     python benchmarks/patching_vs_transformerlens.py --quick    # tiny grids, for the smoke test
 """
 
@@ -36,8 +39,25 @@ TL_GRIDS = {
 }
 
 
-def _model_and_data(quick: bool, batch: int):
-    """The shipped toy-lm with IOI prompts when present; else a random model of its shape."""
+def _gpt2_shape():
+    """GPT-2 small's architecture and size with random weights, booted the way organisms.load("gpt2") boots
+    GPT-2 (boot_transformers + compatibility mode), with the organism tokenizer: no download."""
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tutorial_lib import organisms, tasks
+    from tutorial_lib.tokenizer import load_tokenizer
+
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tasks.VOCAB), n_positions=64)).eval()
+    model = TransformerBridge.boot_transformers("gpt2", hf_model=hf, tokenizer=load_tokenizer(organisms.DATA_DIR / "toy-lm"),
+                                                device="cpu")  # fmt: skip
+    model.enable_compatibility_mode()
+    return model
+
+
+def _model_and_data(quick: bool, batch: int, name: str = "toy-lm"):
+    """The shipped organism `name` (or GPT-2 small's shape) with IOI prompts; else a random model of toy-lm's shape."""
     from transformer_lens.config import TransformerBridgeConfig
     from transformer_lens.model_bridge import TransformerBridge
 
@@ -47,10 +67,14 @@ def _model_and_data(quick: bool, batch: int):
         try:
             from tutorial_lib import organisms
 
-            try:
-                model, source = organisms.load("toy-lm"), "organism toy-lm (trained)"
-            except Exception:  # noqa: BLE001 - not shipped yet: same architecture, untrained
-                model, source = organisms.build("toy-lm"), "toy-lm architecture (untrained)"
+            if name == "gpt2-shape":
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                model, source = _gpt2_shape(), "GPT-2 small architecture (random weights, boot_transformers)"
+            else:
+                try:
+                    model, source = organisms.load(name), f"organism {name} (trained)"
+                except Exception:  # noqa: BLE001 - not shipped yet: same architecture, untrained
+                    model, source = organisms.build(name), f"{name} architecture (untrained)"
         except Exception:  # noqa: BLE001
             model = None
     if model is None:
@@ -89,11 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1, help="torch threads (1 gives steadier ratios on a shared machine)"
     )
     ap.add_argument("--grids", nargs="*", default=None)
+    ap.add_argument("--model", default="toy-lm", help="toy-lm, ioi-3l, induction-2l or gpt2-shape")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     batch = args.batch or (2 if args.quick else 8)
     repeats = args.repeats or (1 if args.quick else 3)
-    model, source, (clean, corrupted, right, wrong) = _model_and_data(args.quick, batch)
+    model, source, (clean, corrupted, right, wrong) = _model_and_data(args.quick, batch, args.model)
 
     def metric(logits):
         return patching.logit_diff(logits, right, wrong)

@@ -384,16 +384,17 @@ def test_input_validation(device):
 # Shipped organisms (skipped until they exist)
 
 
-@pytest.mark.skipif(not (ORGANISMS / "toy-lm").exists(), reason="toy-lm organism not shipped yet")
-def test_toy_lm_ioi_grids_match_transformerlens(device):
+@pytest.mark.parametrize("name", ["toy-lm", "ioi-3l"])
+def test_ioi_organism_grids_match_transformerlens(device, name):
     from tutorial_lib import organisms, tasks
 
-    model = organisms.load("toy-lm", device=device)
+    model = organisms.load(name, device=device)
+    assert patching._fast_ok(model), "a shipped organism must get the fast engine (its self-check passes)"
     batch = tasks.ioi(batch=3, seed=0)
     clean, corrupted = batch.tokens.to(device), batch.corrupt_tokens.to(device)
     metric = metric_for(batch.io_token.to(device), batch.s_token.to(device))
     _, clean_cache = model.run_with_cache(clean)
-    for grid in ("resid_pre", "head_out_all_pos", "mlp_out"):
+    for grid in ("resid_pre", "head_out_all_pos", "head_pattern_by_pos") + (() if model.cfg.attn_only else ("mlp_out",)):
         got = patching.activation_patch(model, clean, corrupted, metric, grid)
         want = TL_GRIDS[grid](model, corrupted, clean_cache, metric)
         torch.testing.assert_close(got, want.to(got.device), atol=1e-5, rtol=0)
@@ -408,6 +409,7 @@ def test_induction_organism_grid_matches_transformerlens(device):
     from tutorial_lib import organisms
 
     model = organisms.load("induction-2l", device=device)
+    assert patching._fast_ok(model)
     gen = torch.Generator().manual_seed(0)
     first = torch.randint(1, model.cfg.d_vocab, (2, 4), generator=gen)
     clean = torch.cat([first, first], dim=1).to(device)

@@ -83,6 +83,25 @@ def test_grid_matches_transformerlens(device, grid, attn_only, path):
     assert got.device == clean.device
 
 
+@pytest.mark.parametrize("grid", ["resid_pre", "head_out_all_pos", "mlp_out"])
+def test_a_metric_that_reads_every_position(device, grid):
+    """The engine computes only the final position when the metric reads nothing else; a metric that reads
+    every position must still get every position's patched logits."""
+    model = make_model(device, n_layers=3)
+    clean, corrupted, right, wrong = make_data(device, n_pos=6, seed=5, diff_pos=1)
+
+    def everywhere(logits):
+        return logits[:, :, right].mean() - logits[:, :, wrong].mean()
+
+    assert not patching._reads_last_position_only(everywhere, model(corrupted))
+    assert patching._reads_last_position_only(metric_for(right, wrong), model(corrupted))
+    _, clean_cache = model.run_with_cache(clean)
+    for metric in (everywhere, metric_for(right, wrong)):
+        got = patching.activation_patch(model, clean, corrupted, metric, grid)
+        want = TL_GRIDS[grid](model, corrupted, clean_cache, metric)
+        torch.testing.assert_close(got, want.to(got.device), atol=1e-5, rtol=0)
+
+
 def test_named_wrappers_match_grid(device):
     model = make_model(device, n_layers=1)
     clean, corrupted, right, wrong = make_data(device, n_pos=4)

@@ -29,9 +29,12 @@ How it is fast, and why it stays exact:
 4. The model is causal: positions before the first one a patch changes keep their unpatched
    values in every later layer. Only the positions from there on are recomputed; their attention
    reads the earlier positions' keys and values from the cache.
+5. When the metric reads only the final position (checked once per grid: it must give the same
+   finite value with every other position's logits set to NaN), the last block computes its query,
+   MLP and unembedding at that position alone.
 
 Engines, picked per model: on native bridges (``TransformerBridge.boot_native``, standard positional
-embeddings, no GQA / soft-caps / gated or parallel MLPs) points 1-4 run on the bridge's own torch
+embeddings, no GQA / soft-caps / gated or parallel MLPs) points 1-5 run on the bridge's own torch
 modules (``_fast_cache`` / ``_fast_logits``), after a one-time check that this reproduces the
 bridge's logits and cached activations to 1e-5. Otherwise the patched forward calls
 ``model.blocks[l:]``, ``model.ln_final`` and ``model.unembed`` with the patch as a normal hook
@@ -308,6 +311,7 @@ def _run_grid(
 ) -> Tensor:
     """metric(patched run) for every variant of `grid`: the base run with `source(layer)` patched in."""
     fast = _fast_ok(model)
+    last = fast and _reads_last_position_only(metric, base_logits)
     rows_out = []
     for layer in range(model.cfg.n_layers):
         name = get_act_name(grid.hook, layer)
@@ -332,7 +336,7 @@ def _run_grid(
         if fast:
             for idx, start in _groups(first, n_pos, max_var, batch):
                 values[idx] = _fast_variants(
-                    model, base_cache, base_logits, grid.hook, layer, src, masks[idx], start, metric
+                    model, base_cache, base_logits, grid.hook, layer, src, masks[idx], start, metric, last
                 )
         else:
             todo = (first < n_pos).nonzero().flatten().tolist()
@@ -434,21 +438,25 @@ def _FAST_NAMES(model) -> tuple[str, ...]:
     return names if model.cfg.attn_only else names + ("mlp_out",)
 
 
-def _attention(block, x: Tensor, k_prefix: Tensor, v_prefix: Tensor, start: int, store: dict | None = None) -> Tensor:
-    """Attention of the suffix queries over prefix + suffix keys; returns attn_out [rows, S, d_model]."""
+def _attention(
+    block, x: Tensor, k_prefix: Tensor, v_prefix: Tensor, start: int, store: dict | None = None, last: bool = False
+) -> Tensor:
+    """Attention of the suffix queries over prefix + suffix keys; returns attn_out [rows, S, d_model]
+    (last=True: only the final position's query, attn_out [rows, 1, d_model])."""
     native = _raw(_raw(block).attn)  # NativeAttention
     rows, n_suf, _ = x.shape
     heads, d_head = native.n_heads, native.d_head
-    q = _raw(native.q)(x).view(rows, n_suf, heads, d_head)
+    n_q = 1 if last else n_suf
+    q = _raw(native.q)(x[:, n_suf - n_q :]).view(rows, n_q, heads, d_head)
     k = torch.cat([k_prefix, _raw(native.k)(x).view(rows, n_suf, heads, d_head)], dim=1)
     v = torch.cat([v_prefix, _raw(native.v)(x).view(rows, n_suf, heads, d_head)], dim=1)
     scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1)) / native.scale
-    mask = native.causal_mask[start : k.shape[1], : k.shape[1]]
+    mask = native.causal_mask[k.shape[1] - n_q : k.shape[1], : k.shape[1]]
     pattern = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1).masked_fill(mask, 0.0)
     z = torch.matmul(pattern, v.transpose(1, 2)).transpose(1, 2)
     if store is not None:
         store.update(q=q, k=k, v=v, pattern=pattern, z=z)
-    return _raw(native.o)(z.reshape(rows, n_suf, -1))
+    return _raw(native.o)(z.reshape(rows, n_q, -1))
 
 
 def _fast_cache(model, tokens: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -494,8 +502,14 @@ def _mlp_out(model, block, resid: Tensor) -> Tensor:
     return _raw(native.fc_out)(mid)
 
 
-def _fast_logits(model, cache, base_logits, site: str, layer: int, src: Tensor, masks: Tensor, start: int) -> Tensor:
-    """Logits [var, batch, pos, vocab] of the base run with `src` patched at `site` of `layer` under each mask."""
+def _fast_logits(
+    model, cache, base_logits, site: str, layer: int, src: Tensor, masks: Tensor, start: int, last: bool = False
+) -> Tensor:
+    """Logits [var, batch, pos, vocab] of the base run with `src` patched at `site` of `layer` under each mask.
+
+    last=True: only the final position's logits are computed (the last block runs its query, MLP and unembed
+    at that position alone); the other positions hold the base run's logits. Use it only for a metric that
+    reads the final position alone (see _reads_last_position_only)."""
     n_var, batch = masks.shape[0], src.shape[0]
     rows = n_var * batch
 
@@ -536,22 +550,43 @@ def _fast_logits(model, cache, base_logits, site: str, layer: int, src: Tensor, 
             v = rep(cache[get_act_name("v", layer)]).transpose(1, 2)
             z = torch.matmul(pattern, v).transpose(1, 2).reshape(rows, pattern.shape[2], -1)
             attn_out = native.o.original_component(z)
-        resid = _mlp(model, block, rep(resid_pre[:, start:]) + attn_out)
+        resid = rep(resid_pre[:, start:]) + attn_out
+        if last and layer == model.cfg.n_layers - 1:
+            resid = resid[:, -1:]
+        resid = _mlp(model, block, resid)
         next_layer = layer + 1
+    if last and site == "mlp_out" and layer == model.cfg.n_layers - 1:
+        resid = resid[:, -1:]
     for j in range(next_layer, model.cfg.n_layers):
         blk = model.blocks[j]
+        final = last and j == model.cfg.n_layers - 1
         attn_out = _attention(
-            blk, _raw(blk.ln1)(resid), prefix(get_act_name("k", j)), prefix(get_act_name("v", j)), start
+            blk, _raw(blk.ln1)(resid), prefix(get_act_name("k", j)), prefix(get_act_name("v", j)), start, last=final
         )
-        resid = _mlp(model, blk, resid + attn_out)
+        resid = _mlp(model, blk, (resid[:, -1:] if final else resid) + attn_out)
     logits = _raw(model.unembed)(_raw(model.ln_final)(resid))
-    logits = torch.cat([rep(base_logits[:, :start]), logits], dim=1)
+    n_before = base_logits.shape[1] - logits.shape[1]  # positions taken from the base run
+    logits = torch.cat([rep(base_logits[:, :n_before]), logits], dim=1)
     return logits.reshape(n_var, batch, *logits.shape[1:])
 
 
-def _fast_variants(model, cache, base_logits, site, layer, src, masks, start, metric) -> Tensor:
+def _reads_last_position_only(metric: Metric, logits: Tensor) -> bool:
+    """Whether `metric` ignores every position but the last: it gives the same finite value when the
+    others are NaN. Then the patched forwards need only the final position's logits."""
+    try:
+        with torch.no_grad():
+            want = _scalar(metric(logits))
+            blind = logits.clone()
+            blind[:, :-1] = float("nan")
+            got = _scalar(metric(blind))
+    except Exception:  # noqa: BLE001 - a metric that cannot take NaN: assume it reads everything
+        return False
+    return bool(torch.isfinite(got)) and bool(got == want)
+
+
+def _fast_variants(model, cache, base_logits, site, layer, src, masks, start, metric, last=False) -> Tensor:
     with torch.no_grad():
-        logits = _fast_logits(model, cache, base_logits, site, layer, src, masks, start)
+        logits = _fast_logits(model, cache, base_logits, site, layer, src, masks, start, last=last)
     return torch.stack([_scalar(metric(logits[v])) for v in range(masks.shape[0])]).to(src.device)
 
 

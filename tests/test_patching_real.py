@@ -52,6 +52,7 @@ def test_ioi_prompts_on_a_real_model(smollm2):
 def test_head_patching_on_a_real_model_matches_plain_hooks(smollm2):
     assert not P._fast_ok(smollm2)  # RoPE, grouped-query attention, RMSNorm: the general path
     b, clean, corrupted, metric = _pair(smollm2, 2, seed=0, template=0, corruption="abc")
+    assert P._block_stack_ok(smollm2, clean)  # the bare blocks, given the rotary embeddings, reproduce the model
     grid = P.patch_head_out_all_pos(smollm2, clean, corrupted, metric)
     assert grid.shape == (smollm2.cfg.n_layers, smollm2.cfg.n_heads)
     _, clean_cache = smollm2.run_with_cache(clean, names_filter=lambda n: n.endswith("hook_z"))

@@ -38,7 +38,8 @@ embeddings, no GQA / soft-caps / gated or parallel MLPs) points 1-5 run on the b
 modules (``_fast_cache`` / ``_fast_logits``), after a one-time check that this reproduces the
 bridge's logits and cached activations to 1e-5. Otherwise the patched forward calls
 ``model.blocks[l:]``, ``model.ln_final`` and ``model.unembed`` with the patch as a normal hook
-(checked once against ``model(tokens)``), or else ``run_with_hooks(start_at_layer=l)``.
+(rotary models get their position embeddings from the wrapped model's ``rotary_emb``; checked once
+against ``model(tokens)``), or else ``run_with_hooks(start_at_layer=l)``.
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ def _block_stack_ok(model, tokens: Tensor) -> bool:
     ok = False
     needed = ("blocks", "ln_final", "unembed")
     if all(hasattr(model, n) for n in needed) and len(model.blocks) == model.cfg.n_layers:
-        try:  # (a rotary model warns here that the bare blocks skip RoPE: exactly what the check detects)
+        try:  # (a model whose blocks need more than _block_kwargs gives may warn here; the check catches it)
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 probe = tokens[:1]
@@ -209,11 +210,22 @@ def _block_stack_ok(model, tokens: Tensor) -> bool:
     return ok
 
 
+def _block_kwargs(model, resid: Tensor) -> dict:
+    """What a bare block needs besides the residual stream: a rotary model's (cos, sin) for positions
+    0..n-1, from the wrapped Hugging Face model's own rotary embedding (the bridge's forward does the same)."""
+    rotary = getattr(getattr(getattr(model, "original_model", None), "model", None), "rotary_emb", None)
+    if rotary is None:
+        return {}
+    positions = torch.arange(resid.shape[1], device=resid.device)[None].expand(resid.shape[0], -1)
+    return {"position_embeddings": rotary(resid, positions)}
+
+
 def _direct_forward(model, resid: Tensor, start: int, stop: int | None) -> Tensor:
     """Blocks start..stop-1 on `resid`; logits if stop is None (same modules, same hook points)."""
     blocks = model.blocks[start:stop] if stop is not None else model.blocks[start:]
+    kwargs = _block_kwargs(model, resid)
     for block in blocks:
-        out = block(resid)
+        out = block(resid, **kwargs)
         resid = out[0] if isinstance(out, tuple) else out
     if stop is not None:
         return resid

@@ -9,6 +9,7 @@ alternating the two `--repeats` times and keeping each side's best time. The res
     python benchmarks/patching_vs_transformerlens.py --model ioi-3l
     python benchmarks/patching_vs_transformerlens.py --model gpt2-shape   # GPT-2 small's architecture and size,
                                                   # random weights, loaded as `gpt2` is (boot_transformers)
+    python benchmarks/patching_vs_transformerlens.py --model smollm2-135m --batch 2 --repeats 1 --grids head_out_all_pos
     python benchmarks/patching_vs_transformerlens.py --quick    # tiny grids, for the smoke test
 """
 
@@ -92,7 +93,9 @@ def _model_and_data(quick: bool, batch: int, name: str = "toy-lm"):
             from tutorial_lib import tasks
 
             b = tasks.ioi(batch=batch, seed=0)
-            tokens = (b.tokens, b.corrupt_tokens, b.io_token, b.s_token)
+            tokens = (model.to_tokens(b.prompts), model.to_tokens(b.corrupt_prompts),
+                      torch.tensor([model.to_single_token(a) for a in b.answers]),
+                      torch.tensor([model.to_single_token(a) for a in b.wrong_answers]))  # fmt: skip
             source += f", IOI prompts (template {b.template})"
     if tokens is None:
         d_vocab = model.cfg.d_vocab
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1, help="torch threads (1 gives steadier ratios on a shared machine)"
     )
     ap.add_argument("--grids", nargs="*", default=None)
-    ap.add_argument("--model", default="toy-lm", help="toy-lm, ioi-3l, induction-2l or gpt2-shape")
+    ap.add_argument("--model", default="toy-lm", help="toy-lm, ioi-3l, gpt2-shape or smollm2-135m (offline, real)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     batch = args.batch or (2 if args.quick else 8)

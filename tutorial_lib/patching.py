@@ -44,6 +44,7 @@ against ``model(tokens)``), or else ``run_with_hooks(start_at_layer=l)``.
 
 from __future__ import annotations
 
+import functools
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -52,10 +53,11 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens.utilities import get_act_name
+from transformer_lens.utilities import get_act_name as _get_act_name
 
 from .validation import TutorialInputError, expect_choice, expect_dtype, expect_ndim, expect_range
 
+get_act_name = functools.lru_cache(maxsize=4096)(_get_act_name)  # hook names, built thousands of times per grid
 Metric = Callable[[Float[Tensor, "batch pos d_vocab"]], Float[Tensor, ""]]
 
 __all__ = [
@@ -627,8 +629,8 @@ def _cache_many(model, token_list: Sequence[Tensor], names: Callable[[str], bool
     if _fast_ok(model):
         sizes = [t.shape[0] for t in token_list]
         logits, cache = _fast_cache(model, torch.cat(list(token_list)))
-        return [(lg, {n: a.split(sizes)[i] for n, a in cache.items() if names(n)})
-                for i, lg in enumerate(logits.split(sizes))]  # fmt: skip
+        parts = {n: a.split(sizes) for n, a in cache.items() if names(n)}
+        return [(lg, {n: p[i] for n, p in parts.items()}) for i, lg in enumerate(logits.split(sizes))]
     return _bridge_cache_many(model, token_list, names)
 
 

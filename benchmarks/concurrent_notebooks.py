@@ -117,8 +117,15 @@ async def execute(run: Run, sampler: Sampler, limit: asyncio.Semaphore, cell_tim
 
         env = kernel_env({"TUTORIAL_CIRCUITSVIS": os.environ.get("TUTORIAL_CIRCUITSVIS", "inline")})
         try:
-            events, _ = await run_notebook(nb, run.path.parent.resolve(), env, cell_timeout=cell_timeout,
-                                           notebook_timeout=None, on_kernel_start=on_start, on_kernel_stop=on_stop)
+            events, _ = await run_notebook(
+                nb,
+                run.path.parent.resolve(),
+                env,
+                cell_timeout=cell_timeout,
+                notebook_timeout=None,
+                on_kernel_start=on_start,
+                on_kernel_stop=on_stop,
+            )
         except RuntimeError as err:
             run.problems.append(str(err))
             return
@@ -171,8 +178,11 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(p, target)
             copies.append(target)
         total_mb = psutil.virtual_memory().total / 2**20
-        print(f"{len(paths) * args.copies} notebook runs, {args.jobs} at a time, on {os.cpu_count()} CPUs "
-              f"and {total_mb / 1024:.1f} GB RAM", flush=True)
+        print(
+            f"{len(paths) * args.copies} notebook runs, {args.jobs} at a time, on {os.cpu_count()} CPUs "
+            f"and {total_mb / 1024:.1f} GB RAM",
+            flush=True,
+        )
         started = time.monotonic()
         runs = asyncio.run(main_async(copies, args.jobs, args.copies, args.timeout, allowed))
         wall = time.monotonic() - started
@@ -180,18 +190,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'notebook':<{width}}  {'finished':>8}  {'errors':>6}  {'seconds':>8}  {'peak MB':>8}  problems")
     for r in runs:
         problems = "; ".join(r.problems)[:160]
-        print(f"{r.name:<{width}}  {'yes' if r.finished else 'NO':>8}  {len(r.problems):>6}  {r.seconds:8.1f}  "
-              f"{r.peak_mb:8.0f}  {problems}")
+        print(
+            f"{r.name:<{width}}  {'yes' if r.finished else 'NO':>8}  {len(r.problems):>6}  {r.seconds:8.1f}  "
+            f"{r.peak_mb:8.0f}  {problems}"
+        )
     all_finished = all(r.finished for r in runs)
     clean = all(not r.problems for r in runs)
     peak = max(r.peak_mb for r in runs)
     under = peak < TARGET_MB
-    print(f"\nall finished: {'yes' if all_finished else 'NO'}   "
-          f"without unexpected errors: {'yes' if clean else f'NO ({sum(bool(r.problems) for r in runs)} runs)'}   "
-          f"wall {wall:.0f} s   "
-          f"peak per kernel: max {peak:.0f} MB, mean {sum(r.peak_mb for r in runs) / len(runs):.0f} MB "
-          f"(target < {TARGET_MB} MB: {'OK' if under else 'OVER'})   "
-          f"peak of all kernels together: {main_async.total_peak_mb:.0f} MB")
+    print(
+        f"\nall finished: {'yes' if all_finished else 'NO'}   "
+        f"without unexpected errors: {'yes' if clean else f'NO ({sum(bool(r.problems) for r in runs)} runs)'}   "
+        f"wall {wall:.0f} s   "
+        f"peak per kernel: max {peak:.0f} MB, mean {sum(r.peak_mb for r in runs) / len(runs):.0f} MB "
+        f"(target < {TARGET_MB} MB: {'OK' if under else 'OVER'})   "
+        f"peak of all kernels together: {main_async.total_peak_mb:.0f} MB"
+    )
     return 0 if all_finished and clean and under else 1
 
 

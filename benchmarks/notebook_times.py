@@ -34,12 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="*", type=Path)
     args = parser.parse_args(argv)
-    for key, value in {"TUTORIAL_PROGRESS": "0", "TUTORIAL_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                       "MPLBACKEND": "module://matplotlib_inline.backend_inline"}.items():
+    for key, value in {
+        "TUTORIAL_PROGRESS": "0",
+        "TUTORIAL_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }.items():
         os.environ.setdefault(key, value)
     paths = args.paths or sorted((ROOT / "solutions").glob("*.ipynb"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{'notebook':32s} {'seconds':>8s}  budget {BUDGET_S:.0f} s   (load average at start {load:.1f}, {os.cpu_count()} cores)")
+    print(
+        f"{'notebook':32s} {'seconds':>8s}  budget {BUDGET_S:.0f} s   (load average at start {load:.1f}, {os.cpu_count()} cores)"
+    )
     over = 0
     for path in paths:
         seconds = time_notebook(path)

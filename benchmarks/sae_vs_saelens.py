@@ -87,12 +87,13 @@ def setup_venv(venv: Path = VENV) -> Path:
 
 def run_worker(py: Path, args: list[str], threads: int) -> dict:
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": str(threads)}
-    proc = subprocess.run([str(py), str(WORKER), *args, "--threads", str(threads)], capture_output=True,
-                          text=True, env=env)
+    proc = subprocess.run(
+        [str(py), str(WORKER), *args, "--threads", str(threads)], capture_output=True, text=True, env=env
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"SAELens worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def make_data(cfg: Config, batch: int, n_eval: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,13 +106,31 @@ def make_data(cfg: Config, batch: int, n_eval: int, seed: int) -> tuple[torch.Te
 def train_ours(cfg: Config, train: torch.Tensor, batch: int, lr: float, seed: int) -> tuple[S.TopKSAE, dict]:
     sae = S.TopKSAE(cfg.d_in, cfg.d_sae, k=cfg.k, seed=seed)
     cpu0 = time.process_time()
-    hist = S.train_sae(sae, train, steps=cfg.steps, batch_size=batch, lr=lr, warmup_frac=0.0, decay_frac=0.0,
-                       seed=seed, desc=f"ours d={cfg.d_in} n={cfg.d_sae}")
+    hist = S.train_sae(
+        sae,
+        train,
+        steps=cfg.steps,
+        batch_size=batch,
+        lr=lr,
+        warmup_frac=0.0,
+        decay_frac=0.0,
+        seed=seed,
+        desc=f"ours d={cfg.d_in} n={cfg.d_sae}",
+    )
     return sae, {"seconds": hist.seconds, "cpu_seconds": time.process_time() - cpu0, "samples": hist.n_samples}
 
 
-def run(configs: list[Config], *, ours_only: bool = False, batch: int = 4096, lr: float = 1e-3, seed: int = 0,
-        threads: int = 1, n_eval: int = 16384, verbose: bool = True) -> list[dict]:
+def run(
+    configs: list[Config],
+    *,
+    ours_only: bool = False,
+    batch: int = 4096,
+    lr: float = 1e-3,
+    seed: int = 0,
+    threads: int = 1,
+    n_eval: int = 16384,
+    verbose: bool = True,
+) -> list[dict]:
     """Benchmark each configuration; returns one dict of figures per configuration."""
     torch.set_num_threads(threads)
     py = None if ours_only else venv_python()
@@ -127,9 +146,27 @@ def run(configs: list[Config], *, ours_only: bool = False, batch: int = 4096, lr
                 data_file = tmp / f"data{i}.safetensors"
                 save_file({"acts": train}, str(data_file))
                 out_dir = tmp / f"saelens{i}"
-                sl = run_worker(py, ["train", str(data_file), str(out_dir), "--d-sae", str(cfg.d_sae), "--k",
-                                     str(cfg.k), "--batch", str(batch), "--steps", str(cfg.steps), "--lr",
-                                     str(lr), "--seed", str(seed)], threads)
+                sl = run_worker(
+                    py,
+                    [
+                        "train",
+                        str(data_file),
+                        str(out_dir),
+                        "--d-sae",
+                        str(cfg.d_sae),
+                        "--k",
+                        str(cfg.k),
+                        "--batch",
+                        str(batch),
+                        "--steps",
+                        str(cfg.steps),
+                        "--lr",
+                        str(lr),
+                        "--seed",
+                        str(seed),
+                    ],
+                    threads,
+                )
                 theirs = S.load_sae(out_dir)
                 row["saelens_samples_per_s"] = sl["samples"] / sl["seconds"]
                 row["saelens_ev"] = S.evaluate(theirs, held_out).explained_variance
@@ -178,15 +215,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.setup_venv and venv_python() is None:
         setup_venv()
     configs = QUICK if args.quick else FULL
-    print(f"TopK SAE, batch {args.batch}, lr {args.lr} constant, {args.threads} torch thread(s), synthetic "
-          f"activations (4 d_in features, L0 8); EV on {4096 if args.quick else 16384} held-out rows", flush=True)
+    print(
+        f"TopK SAE, batch {args.batch}, lr {args.lr} constant, {args.threads} torch thread(s), synthetic "
+        f"activations (4 d_in features, L0 8); EV on {4096 if args.quick else 16384} held-out rows",
+        flush=True,
+    )
     n_eval = 4096 if args.quick else 16384
-    results = run(configs, ours_only=args.ours_only, batch=args.batch, lr=args.lr, seed=args.seed,
-                  threads=args.threads, n_eval=n_eval)
+    results = run(
+        configs,
+        ours_only=args.ours_only,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+        n_eval=n_eval,
+    )
     if results and "saelens_load_max_abs_diff" in results[0]:
         r = results[0]
-        print(f"SAELens loaded our saved SAE as {r['saelens_load_class']}: max |x_hat diff| = "
-              f"{r['saelens_load_max_abs_diff']:.2e}")
+        print(
+            f"SAELens loaded our saved SAE as {r['saelens_load_class']}: max |x_hat diff| = "
+            f"{r['saelens_load_max_abs_diff']:.2e}"
+        )
     return results
 
 

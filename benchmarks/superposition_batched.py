@@ -65,7 +65,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--features", type=int, default=5)
     parser.add_argument("--hidden", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: small models run best single-threaded)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: small models run best single-threaded)"
+    )
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     ns = (4, 16) if args.quick else (8, 32, 128)
@@ -74,15 +76,24 @@ def main() -> None:
     device = torch.device(args.device)
     imp = 0.9 ** torch.arange(args.features, dtype=torch.float32, device=device)
 
-    print(f"toy model {args.features} features -> {args.hidden} hidden, {steps} Adam steps, batch {args.batch}, "
-          f"device {device.type}, {torch.get_num_threads()} thread(s)")
+    print(
+        f"toy model {args.features} features -> {args.hidden} hidden, {steps} Adam steps, batch {args.batch}, "
+        f"device {device.type}, {torch.get_num_threads()} thread(s)"
+    )
     clock = "wall" if device.type != "cpu" else "CPU"
-    print(f"times are {clock} seconds" + (" (process time: robust to other programs on a shared machine)" if clock == "CPU" else ""))
-    print(f"{'N':>5} {'batched s':>10} {'loop s':>9} {'speedup':>8} {'speedup/N':>10} {'goal':>6} {'wall speedup':>13}  check")
+    print(
+        f"times are {clock} seconds"
+        + (" (process time: robust to other programs on a shared machine)" if clock == "CPU" else "")
+    )
+    print(
+        f"{'N':>5} {'batched s':>10} {'loop s':>9} {'speedup':>8} {'speedup/N':>10} {'goal':>6} {'wall speedup':>13}  check"
+    )
     for n in ns:
         g = torch.Generator(device=device).manual_seed(n)
         W0 = 0.5 * torch.randn(n, args.features, args.hidden, generator=g, device=device)
-        batches = torch.stack([sp.generate_batch(args.batch, 0.05, args.features, n, generator=g) for _ in range(steps)])
+        batches = torch.stack(
+            [sp.generate_batch(args.batch, 0.05, args.features, n, generator=g) for _ in range(steps)]
+        )
         train_batched(W0, batches[:2], imp, 1e-2)  # warm-up: allocator and first-call costs
         cpu_b, wall_b, W_batched = timed(train_batched, W0, batches, imp, 1e-2)
         cpu_l, wall_l, W_loop = timed(train_loop, W0, batches, imp, 1e-2)
@@ -91,7 +102,9 @@ def main() -> None:
         speedup = t_loop / t_batched
         goal = "met" if speedup >= 0.5 * n else ("n/a" if n < 16 else "MISS")
         check = "same result" if err < 1e-4 else f"DIFFERENT (max |dW| = {err:.2g})"
-        print(f"{n:>5} {t_batched:>10.3f} {t_loop:>9.3f} {speedup:>7.1f}x {speedup / n:>10.2f} {goal:>6} {wall_l / wall_b:>12.1f}x  {check}")
+        print(
+            f"{n:>5} {t_batched:>10.3f} {t_loop:>9.3f} {speedup:>7.1f}x {speedup / n:>10.2f} {goal:>6} {wall_l / wall_b:>12.1f}x  {check}"
+        )
 
 
 if __name__ == "__main__":

@@ -309,7 +309,7 @@ def test_ablated_loss_groups_heads_and_coverage_is_a_ratio_of_drops(device, mode
     d_head = model.cfg.d_head
     with torch.no_grad():
         surgery.blocks[0].attn.o.weight[:, 0:d_head] = 0.0
-        surgery.blocks[1].attn.o.weight[:, d_head:2 * d_head] = 0.0
+        surgery.blocks[1].attn.o.weight[:, d_head : 2 * d_head] = 0.0
     both = A.ablated_loss(model, toks, [(0, 0), (1, 1)])
     assert both["first"] == pytest.approx(A.repeat_losses(surgery(toks), toks)["first"], abs=1e-5)
     # keep=True with every head listed ablates nothing; with none listed it ablates everything

@@ -141,8 +141,15 @@ def _student_path_patch(mistake=None):
     return fn
 
 
-@pytest.mark.parametrize("mistake,hint", [(None, None), ("first_run", "path to the logits"),
-                                          ("whole_layer", "every head in layer"), ("unfrozen", "freeze every head")])
+@pytest.mark.parametrize(
+    "mistake,hint",
+    [
+        (None, None),
+        ("first_run", "path to the logits"),
+        ("whole_layer", "every head in layer"),
+        ("unfrozen", "freeze every head"),
+    ],
+)
 def test_path_patching_check_names_the_slip(mistake, hint, capsys):
     result = EXERCISES["04.5"].check(_student_path_patch(mistake))
     if mistake is None:

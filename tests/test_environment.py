@@ -18,7 +18,7 @@ def _pip_section() -> dict[str, str]:
     lines = (ROOT / "environment.yml").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
     specs = {}
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         item = line.strip()
         if not item.startswith("- "):
             break
@@ -31,7 +31,9 @@ def _pip_section() -> dict[str, str]:
 
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = project["dependencies"] + project["optional-dependencies"]["real"] + project["optional-dependencies"]["dev"]
+    wanted = (
+        project["dependencies"] + project["optional-dependencies"]["real"] + project["optional-dependencies"]["dev"]
+    )
     pip = _pip_section()
     for spec in wanted:
         assert _name(spec) in pip, f"environment.yml is missing {spec}"

@@ -19,7 +19,7 @@ from tutorial_lib.checks.core import EXERCISES
 pytestmark = pytest.mark.slow  # about a dozen kernels, two deliberate timeouts: ~1.5-3 min on 2 cores
 
 CHECKS_MODULE = "gradetest_checks"
-CHECKS_SOURCE = '''
+CHECKS_SOURCE = """
 from tutorial_lib.checks.core import call_student, compare, exercise
 
 
@@ -51,7 +51,7 @@ def check_square(fn):
 def check_halve(fn):
     for x in (1.0, 3.0):
         compare(call_student(fn, x), halve(x), "halve(x)", hint="Divide by 2.")
-'''
+"""
 
 SETUP = f"import {CHECKS_MODULE} as checks"
 DOUBLE = "def double(x):\n    return 2 * x"
@@ -62,8 +62,9 @@ CHECK = {1: "checks.check_double(double)", 2: "checks.check_square(square)", 3: 
 
 def notebook(*cells, metadata=None):
     """Cells given as strings are code; ("md", text) is markdown."""
-    nb = new_notebook(metadata=metadata or {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                           "language": "python"}})
+    nb = new_notebook(
+        metadata=metadata or {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
     for c in cells:
         nb.cells.append(new_markdown_cell(c[1]) if isinstance(c, tuple) else new_code_cell(c))
     return nb
@@ -88,22 +89,35 @@ def scenarios() -> dict[str, object]:
         "98_retyped": notebook(SETUP, DOUBLE, ("md", CHECK[1]), SQUARE_WRONG, CHECK[2], HALVE_STUB, "# " + CHECK[3]),
         # kernelspec removed, and another notebook naming a kernel that does not exist
         "98_nokernelspec": notebook(*std, metadata={}),
-        "98_wrongkernel": notebook(*std, metadata={"kernelspec": {"name": "julia-1.9", "display_name": "Julia",
-                                                                  "language": "julia"},
-                                                   "language_info": {"name": "julia"}}),
+        "98_wrongkernel": notebook(
+            *std,
+            metadata={
+                "kernelspec": {"name": "julia-1.9", "display_name": "Julia", "language": "julia"},
+                "language_info": {"name": "julia"},
+            },
+        ),
         # an infinite loop between the exercises; the ones after it still graded
-        "98_loop": notebook(SETUP, DOUBLE, CHECK[1], "while True:\n    pass", SQUARE_WRONG, CHECK[2],
-                            HALVE_STUB, CHECK[3]),
+        "98_loop": notebook(
+            SETUP, DOUBLE, CHECK[1], "while True:\n    pass", SQUARE_WRONG, CHECK[2], HALVE_STUB, CHECK[3]
+        ),
         # a loop that swallows the interrupt: the kernel is restarted, later cells still run
-        "98_stubborn": notebook(SETUP, DOUBLE, CHECK[1],
-                                "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n"
-                                "    except KeyboardInterrupt:\n        pass",
-                                SETUP, SQUARE_WRONG, CHECK[2], HALVE_STUB, CHECK[3]),
+        "98_stubborn": notebook(
+            SETUP,
+            DOUBLE,
+            CHECK[1],
+            "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass",
+            SETUP,
+            SQUARE_WRONG,
+            CHECK[2],
+            HALVE_STUB,
+            CHECK[3],
+        ),
         # an exception in an unrelated cell
         "98_exception": notebook(SETUP, DOUBLE, "1 / 0", CHECK[1], SQUARE_WRONG, CHECK[2], HALVE_STUB, CHECK[3]),
         # the kernel dies mid-notebook
-        "98_dies": notebook(SETUP, DOUBLE, CHECK[1], "import os\nos._exit(1)", SETUP, SQUARE_WRONG, CHECK[2],
-                            HALVE_STUB, CHECK[3]),
+        "98_dies": notebook(
+            SETUP, DOUBLE, CHECK[1], "import os\nos._exit(1)", SETUP, SQUARE_WRONG, CHECK[2], HALVE_STUB, CHECK[3]
+        ),
         # the chapter from metadata when the file was renamed
         "renamed_by_student": notebook(*std, metadata={"tutorial_lib": {"chapter": "98"}}),
         # not JSON at all (a truncated save)

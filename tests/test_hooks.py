@@ -14,8 +14,19 @@ from tutorial_lib.validation import TutorialInputError
 
 
 def _model(device, seed=0):
-    cfg = TransformerBridgeConfig(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, d_vocab=23, n_ctx=16,
-                                  normalization_type="LN", act_fn="gelu", seed=seed, device=str(device))
+    cfg = TransformerBridgeConfig(
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_head=8,
+        d_mlp=64,
+        d_vocab=23,
+        n_ctx=16,
+        normalization_type="LN",
+        act_fn="gelu",
+        seed=seed,
+        device=str(device),
+    )
     model = TransformerBridge.boot_native(cfg)
     model.eval()
     return model

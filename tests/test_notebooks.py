@@ -15,8 +15,15 @@ from tutorial_lib import notebooks
 from tutorial_lib.checks import all_exercises
 
 SOLUTIONS = sorted(notebooks.SOLUTIONS.glob("*.ipynb"))
-EXPECTED = ["00_foundations", "01_superposition", "02_sparse_autoencoders", "03_probing",
-            "04_activation_patching", "05_induction_heads", "06_open_problems"]
+EXPECTED = [
+    "00_foundations",
+    "01_superposition",
+    "02_sparse_autoencoders",
+    "03_probing",
+    "04_activation_patching",
+    "05_induction_heads",
+    "06_open_problems",
+]
 
 
 def exercise_functions(nb) -> list[str]:
@@ -40,20 +47,31 @@ def test_stub_replaces_region_and_keeps_indentation():
     assert out.endswith("check(f)")
 
 
-@pytest.mark.parametrize("src", ["### BEGIN SOLUTION\nx = 1", "x = 1\n### END SOLUTION",
-                                 "### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION"])
+@pytest.mark.parametrize(
+    "src",
+    [
+        "### BEGIN SOLUTION\nx = 1",
+        "x = 1\n### END SOLUTION",
+        "### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION",
+    ],
+)
 def test_unbalanced_markers_are_rejected(src):
     with pytest.raises(notebooks.NotebookError):
         notebooks.stub_exercises(src)
 
 
 def test_student_version_drops_solution_only_cells_and_outputs():
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell(notebooks.SETUP_CELL),
-        nbformat.v4.new_code_cell("# solution-only\nsecret = 1"),
-        nbformat.v4.new_code_cell("def g():\n    ### BEGIN SOLUTION\n    return 2\n    ### END SOLUTION",
-                                  outputs=[nbformat.v4.new_output("stream", text="hi")], execution_count=3),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(notebooks.SETUP_CELL),
+            nbformat.v4.new_code_cell("# solution-only\nsecret = 1"),
+            nbformat.v4.new_code_cell(
+                "def g():\n    ### BEGIN SOLUTION\n    return 2\n    ### END SOLUTION",
+                outputs=[nbformat.v4.new_output("stream", text="hi")],
+                execution_count=3,
+            ),
+        ]
+    )
     student = notebooks.student_version(nb)
     sources = [c.source for c in student.cells]
     assert not any("secret" in s for s in sources)
@@ -108,7 +126,9 @@ def test_solution_rules(path: Path):
         assert set(cell.metadata) <= {"tags"}, f"cell metadata carries execution noise: {dict(cell.metadata)}"
         if cell.cell_type == "code":
             assert cell.execution_count is not None or not cell.source.strip(), "solutions are committed executed"
-            assert not cell.source.rstrip().endswith(";"), "a trailing ; does not hide output under nbval: use `_ = ...`"
+            assert not cell.source.rstrip().endswith(";"), (
+                "a trailing ; does not hide output under nbval: use `_ = ...`"
+            )
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
@@ -137,7 +157,9 @@ def test_generated_stubs_fail_their_checks(path: Path, capsys):
             if isinstance(node, ast.FunctionDef) and node.name in registry:
                 namespace: dict = {}
                 module = ast.Module(body=[node], type_ignores=[])
-                exec(compile("from __future__ import annotations\n" + ast.unparse(module), path.name, "exec"), namespace)
+                exec(
+                    compile("from __future__ import annotations\n" + ast.unparse(module), path.name, "exec"), namespace
+                )
                 result = registry[node.name].check(namespace[node.name])
                 assert result.status == "not attempted", f"the stub of {node.name} got {result.status}"
 

@@ -61,13 +61,15 @@ def test_direct_and_total_effects_agree_for_last_layer_heads_of_an_attention_onl
     with torch.no_grad():
         clean = ld(model(tokens))
         for head in range(4):
+
             def ablate(z, hook, head=head):
                 z = z.clone()
                 z[:, :, head] = means["blocks.1.attn.hook_z"][:, :, head].expand_as(z[:, :, head])
                 return z
 
-            frozen = model.run_with_hooks(tokens, fwd_hooks=[("blocks.1.attn.hook_z", ablate),
-                                                            ("ln_final.hook_scale", lambda x, hook: scale)])
+            frozen = model.run_with_hooks(
+                tokens, fwd_hooks=[("blocks.1.attn.hook_z", ablate), ("ln_final.hook_scale", lambda x, hook: scale)]
+            )
             assert float((clean - ld(frozen)).mean()) == pytest.approx(float(e["direct"][1, head]), abs=1e-4)
 
 

@@ -246,7 +246,9 @@ def test_ioi_recipe_reproduces_card(tmp_path):
     for third in ["after", "before"]:
         assert p["ioi_third_name"][third]["acc"] > 0.95
     s_attention = torch.tensor(p["end_attention_to_s"][1])
-    assert int(s_attention.argmax()) == int(torch.tensor(q["end_attention_to_s"][1]).argmax()) and s_attention.max() > 0.8
+    assert (
+        int(s_attention.argmax()) == int(torch.tensor(q["end_attention_to_s"][1]).argmax()) and s_attention.max() > 0.8
+    )
 
 
 @pytest.mark.slow

@@ -405,7 +405,9 @@ def test_ioi_organism_grids_match_transformerlens(device, name):
     clean, corrupted = batch.tokens.to(device), batch.corrupt_tokens.to(device)
     metric = metric_for(batch.io_token.to(device), batch.s_token.to(device))
     _, clean_cache = model.run_with_cache(clean)
-    for grid in ("resid_pre", "head_out_all_pos", "head_pattern_by_pos") + (() if model.cfg.attn_only else ("mlp_out",)):
+    for grid in ("resid_pre", "head_out_all_pos", "head_pattern_by_pos") + (
+        () if model.cfg.attn_only else ("mlp_out",)
+    ):
         got = patching.activation_patch(model, clean, corrupted, metric, grid)
         want = TL_GRIDS[grid](model, corrupted, clean_cache, metric)
         torch.testing.assert_close(got, want.to(got.device), atol=1e-5, rtol=0)

@@ -39,8 +39,12 @@ def test_python_and_package_versions(monkeypatch):
         return real_version(name)
 
     monkeypatch.setattr(prepare.metadata, "version", fake_version)
-    checks = {c.name: c for c in prepare.check_packages(["numpy>=1.24", "circuitsvis>=1.43", "torch>=2.2",
-                                                         "gguf>=0.10; extra == 'real'"])}
+    checks = {
+        c.name: c
+        for c in prepare.check_packages(
+            ["numpy>=1.24", "circuitsvis>=1.43", "torch>=2.2", "gguf>=0.10; extra == 'real'"]
+        )
+    }
     assert checks["numpy"].status == "FAIL" and "1.0.0 installed" in checks["numpy"].detail
     assert checks["circuitsvis"].status == "FAIL" and "not installed" in checks["circuitsvis"].detail
     assert "make install" in checks["circuitsvis"].fix
@@ -119,14 +123,22 @@ def test_a_crashing_check_becomes_a_fail_line():
 
 def test_exit_code_and_json(monkeypatch, capsys, tmp_path):
     ok = lambda *a, **k: [prepare.Check("x", "OK", "fine")]  # noqa: E731
-    for name in ("check_python", "check_packages", "check_imports", "check_organisms", "check_memory",
-                 "check_real_model", "check_kernel"):
+    for name in (
+        "check_python",
+        "check_packages",
+        "check_imports",
+        "check_organisms",
+        "check_memory",
+        "check_real_model",
+        "check_kernel",
+    ):
         monkeypatch.setattr(prepare, name, ok)
     monkeypatch.setattr(prepare, "check_notebooks", ok)
     assert cli(["prepare", "--root", str(tmp_path)]) == 0
     assert "READY" in capsys.readouterr().out
-    monkeypatch.setattr(prepare, "check_notebooks", lambda root: [prepare.Check("chapter notebooks", "FAIL",
-                                                                                "missing", "build them")])
+    monkeypatch.setattr(
+        prepare, "check_notebooks", lambda root: [prepare.Check("chapter notebooks", "FAIL", "missing", "build them")]
+    )
     assert cli(["prepare", "--root", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "NOT READY" in out and "-> build them" in out

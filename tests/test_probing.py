@@ -17,8 +17,18 @@ D_MODEL, D_VOCAB, SEQ = 32, 20, 10
 
 
 def native_model(device, n_layers: int = 2, seed: int = 0):
-    cfg = TransformerBridgeConfig(n_layers=n_layers, d_model=D_MODEL, n_heads=4, d_head=8, d_mlp=64, d_vocab=D_VOCAB,
-                                  n_ctx=16, normalization_type="LN", seed=seed, device=str(device))
+    cfg = TransformerBridgeConfig(
+        n_layers=n_layers,
+        d_model=D_MODEL,
+        n_heads=4,
+        d_head=8,
+        d_mlp=64,
+        d_vocab=D_VOCAB,
+        n_ctx=16,
+        normalization_type="LN",
+        seed=seed,
+        device=str(device),
+    )
     model = TransformerBridge.boot_native(cfg)
     model.eval()
     return model
@@ -135,7 +145,9 @@ def test_input_validation(model, device):
     with pytest.raises(TutorialInputError, match="direction has 5 entries"):
         probing.intervene(model, tokens, "blocks.0.hook_resid_post", torch.randn(5, device=device), lambda x: x.mean())
     with pytest.raises(TutorialInputError, match="mode"):
-        probing.intervene(model, tokens, "blocks.0.hook_resid_post", torch.randn(D_MODEL), lambda x: x.mean(), mode="zero")
+        probing.intervene(
+            model, tokens, "blocks.0.hook_resid_post", torch.randn(D_MODEL), lambda x: x.mean(), mode="zero"
+        )
     with pytest.raises(TutorialInputError, match="scalar"):
         probing.intervene(model, tokens, "blocks.0.hook_resid_post", torch.randn(D_MODEL), lambda x: x)
 
@@ -257,8 +269,12 @@ def test_selectivity_separates_property_from_token_identity(device):
     tok = torch.randint(0, n_types, (n,), generator=g)
     y = torch.randint(0, 2, (n,), generator=g)
     prop = 3 * (y.float() - 0.5)[:, None] * u + torch.randn(n, d, generator=g)
-    ds = probing.make_dataset(prop.to(device), y.to(device), torch.arange(n).div(5, rounding_mode="floor").to(device),
-                              token_ids=tok.to(device))
+    ds = probing.make_dataset(
+        prop.to(device),
+        y.to(device),
+        torch.arange(n).div(5, rounding_mode="floor").to(device),
+        token_ids=tok.to(device),
+    )
     only = probing.control_task(ds, "logistic")
     assert only.real > 0.85 and only.control < only.control_chance + 0.03
     ctrl = probing.control_labels(tok, y)[ds.test_idx.cpu()]
@@ -287,8 +303,15 @@ def test_layer_sweep_matches_per_layer_probes(model, device):
     assert sweep.scores.min() > 0.65  # chance is about 0.5
     assert sweep.best_layer in (0, 1)
     # template hook names and a per-position sweep, [layer, pos]
-    per_pos = probing.layer_sweep(model, tokens, labels, hook="blocks.{layer}.hook_resid_pre", layers=[1],
-                                  probe="diff_of_means", per_position=True)
+    per_pos = probing.layer_sweep(
+        model,
+        tokens,
+        labels,
+        hook="blocks.{layer}.hook_resid_pre",
+        layers=[1],
+        probe="diff_of_means",
+        per_position=True,
+    )
     assert per_pos.hook_names == ["blocks.1.hook_resid_pre"] and per_pos.scores.shape == (1, SEQ)
     ds = probing.collect_activations(model, tokens, labels, "blocks.1.hook_resid_pre", positions=3)
     assert per_pos.scores[0, 3].item() == pytest.approx(probing.diff_of_means_probe(ds).test_score, abs=1e-6)

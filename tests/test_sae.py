@@ -45,8 +45,10 @@ def test_sparse_topk_matches_dense_outputs_and_grads(device, dtype, tol):
         out = m.loss(x, dead=dead, aux_coeff=0.25, k_aux=12)
         out.loss.backward()
         assert out.aux.item() > 0  # AuxK is exercised
-        results.append([out.loss, out.mse, out.aux, out.l0, m(x.detach()), x.grad]
-                       + [p.grad for p in (m.W_enc, m.b_enc, m.W_dec, m.b_dec)])
+        results.append(
+            [out.loss, out.mse, out.aux, out.l0, m(x.detach()), x.grad]
+            + [p.grad for p in (m.W_enc, m.b_enc, m.W_dec, m.b_dec)]
+        )
         results[-1].append(out.fired)
     for got, want in zip(*results):
         if want.dtype == torch.bool:
@@ -200,8 +202,10 @@ def test_training_is_seeded():
     assert torch.equal(*weights)
 
 
-@pytest.mark.parametrize("arch,kwargs", [("relu", {"l1_coeff": 0.05}), ("topk", {"k": 4}),
-                                         ("batchtopk", {"k": 4}), ("jumprelu", {"l0_coeff": 0.01})])
+@pytest.mark.parametrize(
+    "arch,kwargs",
+    [("relu", {"l1_coeff": 0.05}), ("topk", {"k": 4}), ("batchtopk", {"k": 4}), ("jumprelu", {"l0_coeff": 0.01})],
+)
 def test_every_architecture_trains(device, arch, kwargs):
     x, _ = S.synthetic_activations(16_384, 32, 64, 4.0, seed=2, device=device)
     m = S.make_sae(arch, 32, 128, device=device, **kwargs)
@@ -286,8 +290,7 @@ def test_input_validation():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch,kwargs", [("relu", {}), ("topk", {"k": 3}), ("batchtopk", {"k": 3}),
-                                         ("jumprelu", {})])
+@pytest.mark.parametrize("arch,kwargs", [("relu", {}), ("topk", {"k": 3}), ("batchtopk", {"k": 3}), ("jumprelu", {})])
 def test_save_load_roundtrip(tmp_path, device, arch, kwargs):
     gen = torch.Generator().manual_seed(6)
     m = S.make_sae(arch, 8, 32, device=device, **kwargs)
@@ -312,9 +315,14 @@ def test_load_folds_saelens_conventions(tmp_path):
     W_enc, b_enc = torch.randn(6, 20, generator=gen), torch.randn(20, generator=gen)
     W_dec, b_dec = torch.randn(20, 6, generator=gen), torch.randn(6, generator=gen)
     (tmp_path / "s").mkdir()
-    save_file({"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec}, str(tmp_path / "s" / "sae_weights.safetensors"))
-    (tmp_path / "s" / "cfg.json").write_text('{"architecture": "topk", "d_in": 6, "d_sae": 20, "k": 4, '
-                                              '"apply_b_dec_to_input": true, "rescale_acts_by_decoder_norm": true}')
+    save_file(
+        {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec},
+        str(tmp_path / "s" / "sae_weights.safetensors"),
+    )
+    (tmp_path / "s" / "cfg.json").write_text(
+        '{"architecture": "topk", "d_in": 6, "d_sae": 20, "k": 4, '
+        '"apply_b_dec_to_input": true, "rescale_acts_by_decoder_norm": true}'
+    )
     x = torch.randn(30, 6, generator=gen)
     norms = W_dec.norm(dim=1)
     pre = ((x - b_dec) @ W_enc + b_enc) * norms  # SAELens TopKTrainingSAE.encode
@@ -343,9 +351,18 @@ def test_saelens_reads_our_format(tmp_path):
         m.eval()
         S.save_sae(m, tmp_path / arch)
         saes[arch] = m
-    proc = subprocess.run([str(SAELENS_PY), str(ROOT / "benchmarks" / "_saelens_worker.py"), "load",
-                           str(tmp_path / "x.safetensors"), str(tmp_path / "out"), *(str(tmp_path / a) for a in saes)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(SAELENS_PY),
+            str(ROOT / "benchmarks" / "_saelens_worker.py"),
+            "load",
+            str(tmp_path / "x.safetensors"),
+            str(tmp_path / "out"),
+            *(str(tmp_path / a) for a in saes),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for arch, m in saes.items():
         got = load_file(str(tmp_path / "out" / f"{arch}.safetensors"))
@@ -363,8 +380,18 @@ def _tiny_model():
     from transformer_lens.config import TransformerBridgeConfig
     from transformer_lens.model_bridge import TransformerBridge
 
-    cfg = TransformerBridgeConfig(n_layers=1, d_model=16, n_heads=2, d_head=8, d_vocab=30, n_ctx=12,
-                                  attn_only=True, normalization_type="LN", seed=0, device="cpu")
+    cfg = TransformerBridgeConfig(
+        n_layers=1,
+        d_model=16,
+        n_heads=2,
+        d_head=8,
+        d_vocab=30,
+        n_ctx=12,
+        attn_only=True,
+        normalization_type="LN",
+        seed=0,
+        device="cpu",
+    )
     model = TransformerBridge.boot_native(cfg)
     model.eval()
     return model
@@ -405,13 +432,17 @@ def test_loss_recovered_mask_keeps_only_chosen_predictions():
     tokens = torch.randint(0, 30, (4, 12), generator=torch.Generator().manual_seed(1))
     hook = "blocks.0.hook_resid_post"
     everything = S.loss_recovered(model, _identity_sae(16), tokens, hook, loss_mask=torch.ones(4, 11, dtype=torch.bool))
-    assert everything["clean_loss"] == pytest.approx(S.loss_recovered(model, _identity_sae(16), tokens, hook)["clean_loss"], abs=1e-5)
+    assert everything["clean_loss"] == pytest.approx(
+        S.loss_recovered(model, _identity_sae(16), tokens, hook)["clean_loss"], abs=1e-5
+    )
     mask = torch.zeros(4, 11, dtype=torch.bool)
     mask[:, -1] = True  # only the last prediction of each row
     with torch.no_grad():
         logits = model(tokens)
     want = torch.nn.functional.cross_entropy(logits[:, -2], tokens[:, -1]).item()
-    assert S.loss_recovered(model, _identity_sae(16), tokens, hook, loss_mask=mask)["clean_loss"] == pytest.approx(want, abs=1e-5)
+    assert S.loss_recovered(model, _identity_sae(16), tokens, hook, loss_mask=mask)["clean_loss"] == pytest.approx(
+        want, abs=1e-5
+    )
     with pytest.raises(TutorialInputError):
         S.loss_recovered(model, _identity_sae(16), tokens, hook, loss_mask=torch.ones(4, 12, dtype=torch.bool))
 

@@ -195,8 +195,11 @@ def test_classify_two_feature_solution(device):
 @pytest.mark.parametrize("importance,p", [(0.5, 0.1), (2.0, 0.6)])
 def test_two_feature_losses_match_monte_carlo(importance, p):
     """The closed forms equal the kernel's loss (times 2 features) on a large sample."""
-    candidates = {"not represented": [[1.0], [0.0]], "dedicated dimension": [[0.0], [1.0]],
-                  "superposition": [[1.0], [-1.0]]}
+    candidates = {
+        "not represented": [[1.0], [0.0]],
+        "dedicated dimension": [[0.0], [1.0]],
+        "superposition": [[1.0], [-1.0]],
+    }
     W = torch.tensor(list(candidates.values()))
     x = sp.generate_batch(400_000, p, 2, 3, generator=torch.Generator().manual_seed(0))
     imp = torch.tensor([1.0, importance])
@@ -244,7 +247,11 @@ def test_benchmark_smoke():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "superposition_batched.py"), "--quick"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT, env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert "speedup" in result.stdout and "same result" in result.stdout

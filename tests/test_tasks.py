@@ -127,7 +127,9 @@ def test_ioi_third_name(third):
     flip = tasks.ioi(8, seed=6, template=2, third=third, corruption="flip")
     for i in range(8):
         changed = (flip.corrupt_tokens[i] != flip.tokens[i]).nonzero().flatten().tolist()
-        assert changed == [int(flip.s2_pos[i])] and tasks.VOCAB[int(flip.corrupt_tokens[i, changed[0]])] == flip.io_name[i]
+        assert (
+            changed == [int(flip.s2_pos[i])] and tasks.VOCAB[int(flip.corrupt_tokens[i, changed[0]])] == flip.io_name[i]
+        )
     with pytest.raises(TutorialInputError, match="third"):
         tasks.ioi(4, third="middle")
 

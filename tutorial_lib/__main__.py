@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as err:
         if err.name != module_name:
             raise
-        print(f"`{command}` is not available in this version of tutorial_lib ({module_name} is missing).", file=sys.stderr)
+        print(
+            f"`{command}` is not available in this version of tutorial_lib ({module_name} is missing).", file=sys.stderr
+        )
         return 2
     result = getattr(module, function)([*prefix, *rest])
     return int(result or 0)

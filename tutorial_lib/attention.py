@@ -545,7 +545,11 @@ def _heads_list(model, heads: Any, name: str) -> list[tuple[int, int]]:
 
 @torch.no_grad()
 def ablated_loss(
-    model, tokens: Any, heads: Sequence[tuple[int, int]], kind: str = "zero", keep: bool = False,
+    model,
+    tokens: Any,
+    heads: Sequence[tuple[int, int]],
+    kind: str = "zero",
+    keep: bool = False,
     period: int | Tensor | None = None,
 ) -> dict[str, float]:
     """Mean loss on the first and on the repeated occurrence ({"first", "repeated"}) with the listed heads'

@@ -77,7 +77,7 @@ class CircuitsVisView:
 
             return (
                 f'<div id="{div}" style="margin: 15px 0;"></div>\n<script crossorigin type="module">\n'
-                f'import {{ render, {self.component} }} from '
+                f"import {{ render, {self.component} }} from "
                 f'"https://unpkg.com/circuitsvis@{circuitsvis.__version__}/dist/cdn/esm.js";\n'
                 f'render("{div}", {self.component}, {props});\n</script>'
             )
@@ -112,8 +112,11 @@ def attention_heads(pattern: torch.Tensor, tokens: list[str], head_names: list[s
             f"pattern covers {pattern.shape[1]}x{pattern.shape[2]} positions but {len(tokens)} tokens were given."
         )
     return CircuitsVisView(
-        "AttentionHeads", f"{pattern.shape[0]} heads x {len(tokens)} tokens",
-        attention=pattern, tokens=tokens, attentionHeadNames=head_names,
+        "AttentionHeads",
+        f"{pattern.shape[0]} heads x {len(tokens)} tokens",
+        attention=pattern,
+        tokens=tokens,
+        attentionHeadNames=head_names,
     )
 
 

@@ -94,10 +94,14 @@ class NotebookReport:
     @classmethod
     def from_dict(cls, d: dict) -> NotebookReport:
         return cls(
-            path=d["path"], chapter=d.get("chapter"), chapter_name=d.get("chapter_name"),
+            path=d["path"],
+            chapter=d.get("chapter"),
+            chapter_name=d.get("chapter_name"),
             results=[ExerciseResult(**r) for r in d.get("results", [])],
             events=[CellEvent(**e) for e in d.get("events", [])],
-            error=d.get("error"), seconds=d.get("seconds", 0.0), cached=d.get("cached", False),
+            error=d.get("error"),
+            seconds=d.get("seconds", 0.0),
+            cached=d.get("cached", False),
         )
 
 
@@ -269,19 +273,28 @@ async def run_notebook(
     quiet = logging.getLogger("tutorial_lib.grading.nbclient")
     quiet.setLevel(logging.CRITICAL)
     client = NotebookClient(
-        nb, timeout=int(max(1, cell_timeout)), allow_errors=True, interrupt_on_timeout=True,
-        error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": f"the cell ran for more than {cell_timeout:g} s",
-                          "traceback": []},
-        startup_timeout=int(startup_timeout), iopub_timeout=10, record_timing=False,
-        shutdown_kernel="immediate", on_cell_error=on_cell_error, log=quiet,
+        nb,
+        timeout=int(max(1, cell_timeout)),
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout={
+            "ename": TIMEOUT_ENAME,
+            "evalue": f"the cell ran for more than {cell_timeout:g} s",
+            "traceback": [],
+        },
+        startup_timeout=int(startup_timeout),
+        iopub_timeout=10,
+        record_timing=False,
+        shutdown_kernel="immediate",
+        on_cell_error=on_cell_error,
+        log=quiet,
     )
 
     async def start():
         client.km = _kernel_manager()
         client.reset_execution_trackers()
         # the kernel's own log (e.g. ipykernel's warnings) would interleave with the report
-        await client.async_start_new_kernel(cwd=str(cwd), env=env, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL)
+        await client.async_start_new_kernel(cwd=str(cwd), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await client.async_start_new_kernel_client()
         if on_kernel_start:
             on_kernel_start(client.km)
@@ -313,8 +326,14 @@ async def run_notebook(
     async def restart(reason: str, cell: int | None):
         await stop()
         await start()
-        events.append(CellEvent(cell, "kernel restarted", f"{reason}; the kernel was restarted and grading "
-                                "went on, without the variables defined before this cell"))
+        events.append(
+            CellEvent(
+                cell,
+                "kernel restarted",
+                f"{reason}; the kernel was restarted and grading "
+                "went on, without the variables defined before this cell",
+            )
+        )
 
     try:
         await start()
@@ -328,8 +347,14 @@ async def run_notebook(
             if cell.cell_type != "code" or not cell.source.strip():
                 continue
             if notebook_timeout and time.monotonic() - started > notebook_timeout:
-                events.append(CellEvent(index + 1, "not run", f"this cell and the ones after it were not run: "
-                                        f"the notebook ran past its limit of {notebook_timeout:g} s"))
+                events.append(
+                    CellEvent(
+                        index + 1,
+                        "not run",
+                        f"this cell and the ones after it were not run: "
+                        f"the notebook ran past its limit of {notebook_timeout:g} s",
+                    )
+                )
                 break
             count += 1
             try:
@@ -337,8 +362,14 @@ async def run_notebook(
                 executed.add(index)
             except DeadKernelError:
                 executed.add(index)
-                events.append(CellEvent(index + 1, "kernel died", f"the kernel died while running {_cell_label(nb, index)} "
-                                        "(out of memory, or the code exited the process)"))
+                events.append(
+                    CellEvent(
+                        index + 1,
+                        "kernel died",
+                        f"the kernel died while running {_cell_label(nb, index)} "
+                        "(out of memory, or the code exited the process)",
+                    )
+                )
                 await restart("after the kernel died", index + 1)
                 continue
             except CellTimeoutError:  # not expected with interrupt_on_timeout, but be safe
@@ -348,8 +379,14 @@ async def run_notebook(
             if not error:
                 continue
             if error.get("ename") == TIMEOUT_ENAME:
-                events.append(CellEvent(index + 1, "timeout", f"timed out after {cell_timeout:g} s "
-                                        f"({_cell_label(nb, index)}): an infinite loop? It was interrupted"))
+                events.append(
+                    CellEvent(
+                        index + 1,
+                        "timeout",
+                        f"timed out after {cell_timeout:g} s "
+                        f"({_cell_label(nb, index)}): an infinite loop? It was interrupted",
+                    )
+                )
                 if not await responsive():
                     await restart("the interrupted cell did not stop", index + 1)
             else:
@@ -389,19 +426,24 @@ def _missing_reason(nb, check_name: str, events: list[CellEvent], executed: set[
             return f"the check did not run: cell {i + 1} {cell_events[0].message}"
         if i not in executed:
             return f"the check did not run: cell {i + 1} was not executed (see the notes below)"
-        return (f"cell {i + 1} calls `{check_name}` but no result came back: is the call inside an `if` "
-                "or a function that was not called?")
+        return (
+            f"cell {i + 1} calls `{check_name}` but no result came back: is the call inside an `if` "
+            "or a function that was not called?"
+        )
     if code_cells:
         return f"the call to `{check_name}` in cell {code_cells[-1] + 1} is commented out"
     other = [i for i, c in enumerate(nb.cells) if c.cell_type != "code" and pattern.search(c.source)]
     if other:
-        return (f"the check cell (cell {other[-1] + 1}) is a {nb.cells[other[-1]].cell_type} cell: "
-                "change it back to a code cell")
+        return (
+            f"the check cell (cell {other[-1] + 1}) is a {nb.cells[other[-1]].cell_type} cell: "
+            "change it back to a code cell"
+        )
     return f"check cell deleted: no cell calls `{check_name}` (copy it back from a fresh chapter)"
 
 
-def assemble(chapter: str | None, exercises: dict, logged: dict[str, dict], nb,
-             events: list[CellEvent], executed: set[int]) -> list[ExerciseResult]:
+def assemble(
+    chapter: str | None, exercises: dict, logged: dict[str, dict], nb, events: list[CellEvent], executed: set[int]
+) -> list[ExerciseResult]:
     """Every exercise of the chapter (registry) plus any other that reported, in id order."""
     results = {}
     for ex_id, ex in exercises.items():
@@ -409,7 +451,9 @@ def assemble(chapter: str | None, exercises: dict, logged: dict[str, dict], nb,
             continue
         if ex_id in logged:
             continue
-        results[ex_id] = ExerciseResult(ex_id, ex.title, "missing", _missing_reason(nb, _check_name(ex), events, executed))
+        results[ex_id] = ExerciseResult(
+            ex_id, ex.title, "missing", _missing_reason(nb, _check_name(ex), events, executed)
+        )
     for ex_id, record in logged.items():
         status = record.get("status") if record.get("status") in STATUSES else "failed"
         results[ex_id] = ExerciseResult(ex_id, str(record.get("title", "")), status, str(record.get("hint", "")))
@@ -439,8 +483,11 @@ async def agrade_notebook(
             log = Path(tmp) / "grade.jsonl"
             try:
                 events, executed = await run_notebook(
-                    nb, path.parent.resolve(), kernel_env({**(env or {}), "TUTORIAL_GRADE_LOG": str(log)}),
-                    cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
+                    nb,
+                    path.parent.resolve(),
+                    kernel_env({**(env or {}), "TUTORIAL_GRADE_LOG": str(log)}),
+                    cell_timeout=cell_timeout,
+                    notebook_timeout=notebook_timeout,
                 )
             except RuntimeError as err:
                 error = str(err)
@@ -448,8 +495,13 @@ async def agrade_notebook(
     if chapter is None and logged:
         chapter = sorted(logged, key=_exercise_key)[0].split(".")[0]
     if chapter is None and error is None:
-        events.append(CellEvent(None, "chapter", "chapter unknown: name the file NN_name.ipynb so that exercises "
-                                "whose check did not run can be listed"))
+        events.append(
+            CellEvent(
+                None,
+                "chapter",
+                "chapter unknown: name the file NN_name.ipynb so that exercises whose check did not run can be listed",
+            )
+        )
     report = NotebookReport(str(path), chapter, modules.get(chapter) if chapter else None, error=error)
     report.results = assemble(chapter, exercises, logged, nb, events, executed)
     report.events = events
@@ -487,7 +539,8 @@ def grade_notebook(path: str | Path, **kwargs) -> NotebookReport:
 # ----------------------------------------------------------------------------- cache (progress)
 def _cache_dir() -> Path:
     base = os.environ.get("TUTORIAL_GRADE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tutorial_lib", "grades")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tutorial_lib", "grades"
+    )
     return Path(base)
 
 
@@ -550,8 +603,13 @@ def default_jobs() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-async def agrade_many(paths: list[Path], jobs: int | None = None, use_cache: bool = False,
-                      on_done: Callable[[NotebookReport], None] | None = None, **kwargs) -> list[NotebookReport]:
+async def agrade_many(
+    paths: list[Path],
+    jobs: int | None = None,
+    use_cache: bool = False,
+    on_done: Callable[[NotebookReport], None] | None = None,
+    **kwargs,
+) -> list[NotebookReport]:
     """Grade notebooks, `jobs` kernels at a time; with `use_cache`, reuse results for unchanged notebooks."""
     limit = asyncio.Semaphore(jobs or default_jobs())
     exercises = kwargs.pop("exercises", None)
@@ -581,8 +639,9 @@ def class_summary(reports: list[NotebookReport]) -> list[dict]:
     rows: dict[str, dict] = {}
     for report in reports:
         for r in report.results:
-            row = rows.setdefault(r.exercise, {"exercise": r.exercise, "title": r.title, "notebooks": 0,
-                                               **{s: 0 for s in STATUSES}})
+            row = rows.setdefault(
+                r.exercise, {"exercise": r.exercise, "title": r.title, "notebooks": 0, **{s: 0 for s in STATUSES}}
+            )
             row["title"] = row["title"] or r.title
             row["notebooks"] += 1
             row[r.status] += 1
@@ -632,8 +691,10 @@ def format_summary(reports: list[NotebookReport]) -> str:
     title_w = min(34, max(len(r["title"]) for r in rows))
     lines.append(f"  {'exercise':<9}{'title':<{title_w + 2}}{'passed':>8}{'failed':>8}{'not att.':>10}{'missing':>9}")
     for row in rows:
-        lines.append(f"  {row['exercise']:<9}{row['title'][:title_w]:<{title_w + 2}}"
-                     f"{row['passed']:>5}/{row['notebooks']:<2}{row['failed']:>8}{row['not attempted']:>10}{row['missing']:>9}")
+        lines.append(
+            f"  {row['exercise']:<9}{row['title'][:title_w]:<{title_w + 2}}"
+            f"{row['passed']:>5}/{row['notebooks']:<2}{row['failed']:>8}{row['not attempted']:>10}{row['missing']:>9}"
+        )
     return "\n".join(lines)
 
 
@@ -643,24 +704,46 @@ def as_json(reports: list[NotebookReport]) -> dict:
 
 # ----------------------------------------------------------------------------- CLI
 def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=DEFAULT_CELL_TIMEOUT, metavar="S",
-                        help=f"seconds one cell may run before it is interrupted (default {DEFAULT_CELL_TIMEOUT})")
-    parser.add_argument("--notebook-timeout", type=float, default=DEFAULT_NOTEBOOK_TIMEOUT, metavar="S",
-                        help=f"seconds a whole notebook may run; later cells are skipped (default {DEFAULT_NOTEBOOK_TIMEOUT})")
-    parser.add_argument("--jobs", "-j", type=int, default=None,
-                        help=f"notebooks graded at once (default {default_jobs()}; each runs its own kernel)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_CELL_TIMEOUT,
+        metavar="S",
+        help=f"seconds one cell may run before it is interrupted (default {DEFAULT_CELL_TIMEOUT})",
+    )
+    parser.add_argument(
+        "--notebook-timeout",
+        type=float,
+        default=DEFAULT_NOTEBOOK_TIMEOUT,
+        metavar="S",
+        help=f"seconds a whole notebook may run; later cells are skipped (default {DEFAULT_NOTEBOOK_TIMEOUT})",
+    )
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=None,
+        help=f"notebooks graded at once (default {default_jobs()}; each runs its own kernel)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON (for a learning-management system)")
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m tutorial_lib grade PATH...`: exit 0 when graded (whatever the marks), 2 when nothing
     could be graded; with --strict, 1 unless every exercise of every notebook passed and no cell raised."""
-    parser = argparse.ArgumentParser(prog="python -m tutorial_lib grade", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tutorial_lib grade",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("paths", nargs="+", help="notebooks, or directories of notebooks (a class)")
     _common_options(parser)
     parser.add_argument("--cache", action="store_true", help="reuse earlier results for unchanged notebooks")
-    parser.add_argument("--strict", action="store_true", help="exit 1 unless every exercise passed and no cell raised or timed out (CI on solutions/)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 unless every exercise passed and no cell raised or timed out (CI on solutions/)",
+    )
     args = parser.parse_args(argv)
     try:
         paths = find_notebooks(args.paths)
@@ -676,8 +759,14 @@ def main(argv: list[str] | None = None) -> int:
             return
         print(format_report(report), end="\n\n", flush=True)
 
-    reports = grade_many(paths, jobs=args.jobs, use_cache=args.cache, on_done=progress,
-                         cell_timeout=args.timeout, notebook_timeout=args.notebook_timeout)
+    reports = grade_many(
+        paths,
+        jobs=args.jobs,
+        use_cache=args.cache,
+        on_done=progress,
+        cell_timeout=args.timeout,
+        notebook_timeout=args.notebook_timeout,
+    )
     if args.json:
         print(json.dumps(as_json(reports), indent=1))
     elif len(reports) > 1:
@@ -691,24 +780,37 @@ def main(argv: list[str] | None = None) -> int:
 
 def progress_main(argv: list[str] | None = None) -> int:
     """`python -m tutorial_lib progress [DIR]`: per chapter, which exercises the notebooks in DIR pass."""
-    parser = argparse.ArgumentParser(prog="python -m tutorial_lib progress",
-                                     description="Per chapter, which exercises your notebooks pass. Results are "
-                                     "cached per notebook content: unchanged notebooks are not run again.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tutorial_lib progress",
+        description="Per chapter, which exercises your notebooks pass. Results are "
+        "cached per notebook content: unchanged notebooks are not run again.",
+    )
     parser.add_argument("directory", nargs="?", default="chapters", help="where your notebooks are (default chapters/)")
     _common_options(parser)
     parser.add_argument("--no-cache", action="store_true", help="run every notebook again")
     args = parser.parse_args(argv)
     directory = Path(args.directory)
     if not directory.is_dir():
-        print(f"progress: {directory} is not a directory (run it from the repository, or give the folder "
-              "with your chapter notebooks)", file=sys.stderr)
+        print(
+            f"progress: {directory} is not a directory (run it from the repository, or give the folder "
+            "with your chapter notebooks)",
+            file=sys.stderr,
+        )
         return 2
     paths = sorted(p for p in directory.glob("*.ipynb") if re.match(r"\d{2}_", p.name))
     if not args.json and paths:
-        print(f"Checking {len(paths)} notebook{'s' * (len(paths) > 1)} in {directory}/ (unchanged ones come "
-              "from the cache)...", flush=True)
-    reports = grade_many(paths, jobs=args.jobs, use_cache=not args.no_cache,
-                         cell_timeout=args.timeout, notebook_timeout=args.notebook_timeout)
+        print(
+            f"Checking {len(paths)} notebook{'s' * (len(paths) > 1)} in {directory}/ (unchanged ones come "
+            "from the cache)...",
+            flush=True,
+        )
+    reports = grade_many(
+        paths,
+        jobs=args.jobs,
+        use_cache=not args.no_cache,
+        cell_timeout=args.timeout,
+        notebook_timeout=args.notebook_timeout,
+    )
     by_chapter = {r.chapter: r for r in reports}
     exercises = _registry()
     chapters = sorted(set(_chapter_modules()) | {r.chapter for r in reports if r.chapter})
@@ -721,12 +823,18 @@ def progress_main(argv: list[str] | None = None) -> int:
             expected.update({r.exercise: r.title for r in report.results})
         else:
             statuses = {}
-        rows.append({
-            "chapter": ch, "name": _chapter_modules().get(ch, report.chapter_name if report else ""),
-            "notebook": report.path if report else None, "error": report.error if report else None,
-            "exercises": [{"exercise": k, "title": expected[k], "status": statuses.get(k, "no notebook")}
-                          for k in sorted(expected, key=_exercise_key)],
-        })
+        rows.append(
+            {
+                "chapter": ch,
+                "name": _chapter_modules().get(ch, report.chapter_name if report else ""),
+                "notebook": report.path if report else None,
+                "error": report.error if report else None,
+                "exercises": [
+                    {"exercise": k, "title": expected[k], "status": statuses.get(k, "no notebook")}
+                    for k in sorted(expected, key=_exercise_key)
+                ],
+            }
+        )
     if args.json:
         print(json.dumps({"directory": str(directory), "chapters": rows}, indent=1))
         return 0
@@ -744,8 +852,10 @@ def progress_main(argv: list[str] | None = None) -> int:
             note = f"{done}/{len(row['exercises'])}"
             marks = "  ".join(f"{_SYMBOL.get(e['status'], '·')} {e['exercise']}" for e in row["exercises"])
         print(f"{name:<28}{note:<8}{marks}".rstrip())
-    print(f"\n{passed} of {total} exercises passed.  (✔ passed  ✘ failed  … not attempted  ? check missing or did "
-          "not run; `python -m tutorial_lib grade FILE` shows hints)")
+    print(
+        f"\n{passed} of {total} exercises passed.  (✔ passed  ✘ failed  … not attempted  ? check missing or did "
+        "not run; `python -m tutorial_lib grade FILE` shows hints)"
+    )
     return 0
 
 

@@ -15,17 +15,23 @@ from transformer_lens.ActivationCache import ActivationCache
 from .validation import TutorialInputError, expect_dtype, expect_ndim, expect_range
 
 
-def per_token_loss(logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos_minus_1"]:
+def per_token_loss(
+    logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "batch pos"]
+) -> Float[Tensor, "batch pos_minus_1"]:
     """Cross-entropy of predicting tokens[:, i+1] from logits[:, i] (the last position predicts nothing)."""
     expect_ndim(logits, 3, "logits", "[batch, pos, vocab]")
     expect_ndim(tokens, 2, "tokens", "[batch, pos]")
     if logits.shape[:2] != tokens.shape:
-        raise TutorialInputError(f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} must share [batch, pos].")
+        raise TutorialInputError(
+            f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} must share [batch, pos]."
+        )
     log_probs = logits[:, :-1].log_softmax(dim=-1)
     return -log_probs.gather(-1, tokens[:, 1:, None])[..., 0]
 
 
-def attention_pattern(q: Float[Tensor, "batch pos head d_head"], k: Float[Tensor, "batch pos head d_head"]) -> Float[Tensor, "batch head q_pos k_pos"]:
+def attention_pattern(
+    q: Float[Tensor, "batch pos head d_head"], k: Float[Tensor, "batch pos head d_head"]
+) -> Float[Tensor, "batch head q_pos k_pos"]:
     """softmax(q k^T / sqrt(d_head)) with the causal mask: what `hook_pattern` holds."""
     expect_ndim(q, 4, "q", "[batch, pos, head, d_head]")
     expect_ndim(k, 4, "k", "[batch, pos, head, d_head]")
@@ -60,7 +66,9 @@ def ablate_head_loss(model, tokens: Int[Tensor, "batch pos"], layer: int, head: 
     return loss.item()
 
 
-def component_logit_attribution(model, cache: ActivationCache, answer_tokens: Int[Tensor, " batch"]) -> Float[Tensor, "component batch"]:
+def component_logit_attribution(
+    model, cache: ActivationCache, answer_tokens: Int[Tensor, " batch"]
+) -> Float[Tensor, "component batch"]:
     """Each residual-stream component's direct contribution to the answer's logit at the last position.
 
     Components follow `cache.decompose_resid` (embed, pos_embed, 0_attn_out, 0_mlp_out, ...). The final

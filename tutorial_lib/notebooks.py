@@ -174,7 +174,11 @@ def execute(path: Path, timeout: int = 900) -> None:
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = _read(path)
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", record_timing=False, coalesce_streams=True,
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,
+        coalesce_streams=True,
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
@@ -182,8 +186,11 @@ def execute(path: Path, timeout: int = 900) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tutorial_lib.notebooks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tutorial_lib.notebooks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write chapters/ from solutions/")
     b.add_argument("--check", action="store_true", help="fail if chapters/ is out of date; write nothing")

@@ -52,7 +52,9 @@ def log_log_slope(x: Sequence[float] | Tensor, y: Sequence[float] | Tensor) -> f
     lx = torch.as_tensor(x, dtype=torch.float64).log()
     ly = torch.as_tensor(y, dtype=torch.float64).log()
     if lx.ndim != 1 or lx.shape != ly.shape or lx.numel() < 2:
-        raise TutorialInputError(f"x and y must be 1-D of the same length >= 2, got {tuple(lx.shape)} and {tuple(ly.shape)}.")
+        raise TutorialInputError(
+            f"x and y must be 1-D of the same length >= 2, got {tuple(lx.shape)} and {tuple(ly.shape)}."
+        )
     lx, ly = lx - lx.mean(), ly - ly.mean()
     return float((lx * ly).sum() / (lx * lx).sum().clamp_min(1e-30))
 
@@ -84,6 +86,7 @@ def fraction_recovered(
 
 def component_means(model, tokens: Int[Tensor, "batch pos"], mlps: bool = True) -> dict[str, Tensor]:
     """Mean of every hook_z (and mlp_out) over the batch, per position: the mean-ablation values."""
+
     def keep(name: str) -> bool:
         return name.endswith("attn.hook_z") or (mlps and name.endswith("hook_mlp_out"))
 
@@ -99,6 +102,7 @@ def circuit_hooks(model, keep_heads: set[tuple[int, int]], means: dict[str, Tens
         drop = [h for h in range(model.cfg.n_heads) if (layer, h) not in keep_heads]
         name = get_act_name("z", layer)
         if drop:
+
             def hook_z(z, hook, drop=drop, name=name):
                 z = z.clone()
                 z[:, :, drop] = means[name][:, : z.shape[1], drop].to(z.dtype).expand_as(z[:, :, drop])
@@ -116,10 +120,16 @@ def circuit_coverage(model, tokens, metric: Callable[[Tensor], Tensor], keep_hea
     """metric on the clean model, with only `keep_heads` left (the rest mean-ablated), and with every
     head ablated; plus the fraction recovered."""
     clean = float(metric(model(tokens)))
-    circuit = float(metric(model.run_with_hooks(tokens, fwd_hooks=circuit_hooks(model, set(keep_heads), means, ablate_mlps))))
+    circuit = float(
+        metric(model.run_with_hooks(tokens, fwd_hooks=circuit_hooks(model, set(keep_heads), means, ablate_mlps)))
+    )
     ablated = float(metric(model.run_with_hooks(tokens, fwd_hooks=circuit_hooks(model, set(), means, ablate_mlps))))
-    return {"clean": clean, "circuit": circuit, "ablated": ablated,
-            "recovered": float(fraction_recovered(clean, circuit, ablated))}
+    return {
+        "clean": clean,
+        "circuit": circuit,
+        "ablated": ablated,
+        "recovered": float(fraction_recovered(clean, circuit, ablated)),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -138,7 +148,9 @@ def max_cosines(W_a: Float[Tensor, "n_a d"], W_b: Float[Tensor, "n_b d"]) -> Flo
 
 
 def direct_effect(
-    delta_out: Float[Tensor, "batch d_model"], scale: Float[Tensor, "batch 1"], direction: Float[Tensor, "batch d_model"]
+    delta_out: Float[Tensor, "batch d_model"],
+    scale: Float[Tensor, "batch 1"],
+    direction: Float[Tensor, "batch d_model"],
 ) -> Float[Tensor, " batch"]:
     """Change of a logit difference caused by adding `delta_out` to the final residual stream with
     the final LayerNorm's scale frozen: centre delta_out over d_model, divide by the scale, project on
@@ -211,7 +223,7 @@ def mahalanobis(
     expect_shape(mean, (d,), "mean", "[d]")
     expect_shape(cov, (d, d), "cov", "[d, d]")
     c = cov.double() + ridge * cov.double().diagonal().mean() * torch.eye(d, dtype=torch.float64, device=cov.device)
-    diff = (x.double() - mean.double())
+    diff = x.double() - mean.double()
     sol = torch.linalg.solve(c, diff.T).T
     return (diff * sol).sum(-1).clamp_min(0).sqrt().to(x.dtype)
 
@@ -254,7 +266,9 @@ def spearman(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
     """Spearman's rank correlation: the Pearson correlation of the ranks (no ties assumed)."""
     a, b = torch.as_tensor(a), torch.as_tensor(b)
     if a.shape != b.shape or a.ndim != 1 or a.numel() < 2:
-        raise TutorialInputError(f"a and b must be 1-D of the same length >= 2, got {tuple(a.shape)} and {tuple(b.shape)}.")
+        raise TutorialInputError(
+            f"a and b must be 1-D of the same length >= 2, got {tuple(a.shape)} and {tuple(b.shape)}."
+        )
     ra, rb = ranks(a), ranks(b)
     ra, rb = ra - ra.mean(), rb - rb.mean()
     return float((ra * rb).sum() / (ra.norm() * rb.norm()).clamp_min(1e-30))
@@ -287,8 +301,23 @@ def transformer_flops(n_params: float, n_tokens: float, training: bool = True) -
 
 
 __all__ = [
-    "PUBLISHED_CONFIGS", "circuit_coverage", "circuit_hooks", "component_means", "direct_and_total_effects",
-    "direct_effect", "fraction_recovered", "gaussian_stats", "log_log_slope", "mahalanobis", "max_cosines", "median_seconds",
-    "patch_subspace", "ranks", "self_repair_fraction", "spearman", "steps_to_reach", "transformer_flops",
+    "PUBLISHED_CONFIGS",
+    "circuit_coverage",
+    "circuit_hooks",
+    "component_means",
+    "direct_and_total_effects",
+    "direct_effect",
+    "fraction_recovered",
+    "gaussian_stats",
+    "log_log_slope",
+    "mahalanobis",
+    "max_cosines",
+    "median_seconds",
+    "patch_subspace",
+    "ranks",
+    "self_repair_fraction",
+    "spearman",
+    "steps_to_reach",
+    "transformer_flops",
     "unit_counts",
 ]

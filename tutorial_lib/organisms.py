@@ -352,8 +352,16 @@ RECIPES: dict[str, Recipe] = {
             seed=0,
         ),  # fmt: skip
         vocab=english_vocab,
-        train=dict(steps=3000, batch=64, lr=2e-3, weight_decay=0.01, warmup=100, seed=0, num_threads=1,
-                   mix={"ioi": 0.21, "ioi_third": 0.49, "filler": 0.3}),  # fmt: skip
+        train=dict(
+            steps=3000,
+            batch=64,
+            lr=2e-3,
+            weight_decay=0.01,
+            warmup=100,
+            seed=0,
+            num_threads=1,
+            mix={"ioi": 0.21, "ioi_third": 0.49, "filler": 0.3},
+        ),  # fmt: skip
         fit=_fit_corpus,
         measure=_measure_ioi,
     ),

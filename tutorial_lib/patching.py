@@ -433,7 +433,9 @@ def _fast_ok(model) -> bool:
 def _close(got: Tensor, want: Tensor) -> bool:
     """Equal up to float32 rounding: 1e-5, relative to the tensor's largest entry (a trained model's logits
     reach 10-20, where a reordered matmul legitimately differs in the 6th digit)."""
-    return got.shape == want.shape and torch.allclose(got, want, atol=1e-5 * max(1.0, want.abs().max().item()), rtol=1e-5)
+    return got.shape == want.shape and torch.allclose(
+        got, want, atol=1e-5 * max(1.0, want.abs().max().item()), rtol=1e-5
+    )
 
 
 def _fast_self_check(model) -> bool:

@@ -19,8 +19,15 @@ from .validation import TutorialInputError
 def configure() -> None:
     """Small, consistent figures that look the same on every machine."""
     matplotlib.rcParams.update(
-        {"figure.figsize": (6.0, 3.6), "figure.dpi": 90, "axes.grid": False, "font.size": 10,
-         "axes.spines.top": False, "axes.spines.right": False, "svg.hashsalt": "tutorial_lib"}
+        {
+            "figure.figsize": (6.0, 3.6),
+            "figure.dpi": 90,
+            "axes.grid": False,
+            "font.size": 10,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "svg.hashsalt": "tutorial_lib",
+        }
     )
 
 

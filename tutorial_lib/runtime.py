@@ -63,5 +63,7 @@ def setup(seed: int = 0, quiet: bool = False) -> Session:
     plots.configure()
     session = Session(best_device(), seed, colab, os.environ.get(MODEL_ENV) or None)
     if not quiet:
-        print(f"tutorial_lib ready: device={session.device.type}, seed={seed}, model={session.model_setting or 'organisms'}")
+        print(
+            f"tutorial_lib ready: device={session.device.type}, seed={seed}, model={session.model_setting or 'organisms'}"
+        )
     return session

@@ -86,8 +86,9 @@ def _coo_by_latent(idx: Int[Tensor, "batch k"], vals: Float[Tensor, "batch k"], 
     """The [d_sae, batch] sparse matrix with vals at (idx[b, j], b): S.T of the code, for S.T @ dense."""
     batch, k = idx.shape
     rows = torch.arange(batch, device=idx.device).repeat_interleave(k)
-    return torch.sparse_coo_tensor(torch.stack([idx.reshape(-1), rows]), vals.reshape(-1), (d_sae, batch),
-                                   check_invariants=False)
+    return torch.sparse_coo_tensor(
+        torch.stack([idx.reshape(-1), rows]), vals.reshape(-1), (d_sae, batch), check_invariants=False
+    )
 
 
 def _latent_grad(idx: Tensor, vals: Tensor, dense: Float[Tensor, "batch d"], d_sae: int) -> Float[Tensor, "d_sae d"]:
@@ -99,8 +100,12 @@ def _latent_grad(idx: Tensor, vals: Tensor, dense: Float[Tensor, "batch d"], d_s
     return torch.sparse.mm(_coo_by_latent(idx, vals, d_sae), dense)
 
 
-def _row_dots(W: Float[Tensor, "d_sae d"], idx: Int[Tensor, "batch k"], vals: Float[Tensor, "batch k"],
-              g: Float[Tensor, "batch d"]) -> Float[Tensor, "batch k"]:
+def _row_dots(
+    W: Float[Tensor, "d_sae d"],
+    idx: Int[Tensor, "batch k"],
+    vals: Float[Tensor, "batch k"],
+    g: Float[Tensor, "batch d"],
+) -> Float[Tensor, "batch k"]:
     """out[b, j] = W[idx[b, j]] . g[b]: the gradient of embedding_bag's per-sample weights.
 
     Taken from embedding_bag's own backward, which was ~10x faster than gathering rows and a bmm.
@@ -252,15 +257,21 @@ class SAE(nn.Module):
         pre = self.pre_acts(x)
         z = self.activation(pre)
         active = z > 0
-        return _Forward(self.decode(z), pre, active.any(0), active.sum(1).float().mean(),
-                        self.penalty(z, pre, frac))
+        return _Forward(self.decode(z), pre, active.any(0), active.sum(1).float().mean(), self.penalty(z, pre, frac))
 
     def penalty(self, z: Tensor, pre: Tensor, frac: float) -> Tensor:
         return z.new_zeros(())
 
     # -- the loss -----------------------------------------------------------------------------
-    def loss(self, x: Float[Tensor, "batch d_in"], *, dead: Tensor | None = None, aux_coeff: float = 0.0,
-             k_aux: int | None = None, frac: float = 1.0) -> LossOutput:
+    def loss(
+        self,
+        x: Float[Tensor, "batch d_in"],
+        *,
+        dead: Tensor | None = None,
+        aux_coeff: float = 0.0,
+        k_aux: int | None = None,
+        frac: float = 1.0,
+    ) -> LossOutput:
         """Squared error per row (summed over d_in, mean over batch) + sparsity penalty + AuxK.
 
         AuxK (Gao et al. 2024): the top `k_aux` dead latents reconstruct the residual x - x_hat;
@@ -471,15 +482,25 @@ class JumpReLUSAE(SAE):
 
     architecture = "jumprelu"
 
-    def __init__(self, d_in: int, d_sae: int, *, l0_coeff: float = 1e-3, bandwidth: float = 0.05,
-                 init_threshold: float = 0.1, l0_warmup: float = 0.05, **kwargs):
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        *,
+        l0_coeff: float = 1e-3,
+        bandwidth: float = 0.05,
+        init_threshold: float = 0.1,
+        l0_warmup: float = 0.05,
+        **kwargs,
+    ):
         super().__init__(d_in, d_sae, **kwargs)
         self.l0_coeff = float(expect_range(l0_coeff, "l0_coeff", 0.0))
         self.bandwidth = float(expect_range(bandwidth, "bandwidth", 1e-8))
         self.l0_warmup = float(expect_range(l0_warmup, "l0_warmup", 0.0, 1.0))
         expect_range(init_threshold, "init_threshold", 1e-8)
         self.log_threshold = nn.Parameter(
-            torch.full((d_sae,), math.log(init_threshold), device=self.W_enc.device, dtype=self.W_enc.dtype))
+            torch.full((d_sae,), math.log(init_threshold), device=self.W_enc.device, dtype=self.W_enc.dtype)
+        )
 
     @property
     def threshold(self) -> Tensor:
@@ -695,8 +716,9 @@ class SAEEval:
 
 
 @torch.no_grad()
-def evaluate(sae: SAE, data: Float[Tensor, "n d_in"], *, batch_size: int = 8192,
-             dense_threshold: float = 0.1) -> SAEEval:
+def evaluate(
+    sae: SAE, data: Float[Tensor, "n d_in"], *, batch_size: int = 8192, dense_threshold: float = 0.1
+) -> SAEEval:
     """MSE, explained variance, L0, dead and dense latent fractions of `sae` over `data` (eval mode)."""
     data = sae._check_input(data)
     was_training = sae.training
@@ -728,8 +750,9 @@ def evaluate(sae: SAE, data: Float[Tensor, "n d_in"], *, batch_size: int = 8192,
 
 
 @torch.no_grad()
-def loss_recovered(model, sae: SAE, tokens: Int[Tensor, "batch pos"], hook_name: str,
-                   loss_mask: Tensor | None = None) -> dict[str, float]:
+def loss_recovered(
+    model, sae: SAE, tokens: Int[Tensor, "batch pos"], hook_name: str, loss_mask: Tensor | None = None
+) -> dict[str, float]:
     """Next-token loss with the SAE's reconstruction spliced in at `hook_name`, against ablations.
 
     Returns the clean loss, the loss with the SAE, with the activation zero-ablated and mean-ablated
@@ -749,8 +772,9 @@ def loss_recovered(model, sae: SAE, tokens: Int[Tensor, "batch pos"], hook_name:
 
     def grab(act, hook):
         if act.shape[-1] != sae.d_in:
-            raise TutorialInputError(f"the activation at {hook_name} has last dimension {act.shape[-1]}, "
-                                     f"but the SAE has d_in={sae.d_in}.")
+            raise TutorialInputError(
+                f"the activation at {hook_name} has last dimension {act.shape[-1]}, but the SAE has d_in={sae.d_in}."
+            )
         stash["mean"] = act.reshape(-1, act.shape[-1]).mean(0)
         return act
 
@@ -779,9 +803,14 @@ def loss_recovered(model, sae: SAE, tokens: Int[Tensor, "batch pos"], hook_name:
         gap = ablated - clean
         return float("nan") if abs(gap) < 1e-12 else (ablated - with_sae) / gap
 
-    return {"clean_loss": clean, "sae_loss": with_sae, "zero_ablation_loss": zero_loss,
-            "mean_ablation_loss": mean_loss, "recovered_vs_zero": recovered(zero_loss),
-            "recovered_vs_mean": recovered(mean_loss)}
+    return {
+        "clean_loss": clean,
+        "sae_loss": with_sae,
+        "zero_ablation_loss": zero_loss,
+        "mean_ablation_loss": mean_loss,
+        "recovered_vs_zero": recovered(zero_loss),
+        "recovered_vs_mean": recovered(mean_loss),
+    }
 
 
 def _rows(obj: SAE | Tensor, name: str) -> Tensor:
@@ -979,8 +1008,10 @@ def load_sae(path: str | Path, *, device=None) -> SAE:
     arch = {"standard": "relu"}.get(cfg["architecture"], cfg["architecture"])
     expect_choice(arch, ARCHITECTURES, "the cfg.json architecture")
     if cfg.get("normalize_activations", "none") != "none":
-        raise TutorialInputError(f"normalize_activations={cfg['normalize_activations']!r} is not supported; "
-                                 "fold the normalisation into the weights in SAELens first.")
+        raise TutorialInputError(
+            f"normalize_activations={cfg['normalize_activations']!r} is not supported; "
+            "fold the normalisation into the weights in SAELens first."
+        )
     d_in, d_sae = int(cfg["d_in"]), int(cfg["d_sae"])
     kwargs = {"k": int(cfg["k"])} if arch in ("topk", "batchtopk") else {}
     sae = _CLASSES[arch](d_in, d_sae, **kwargs)

@@ -107,14 +107,23 @@ def generate_batch(
             f"{n_paired} features, but n_features is {n_features}."
         )
     if device is None:
-        device = generator.device if generator is not None else (
-            feature_probability.device if isinstance(feature_probability, Tensor) else "cpu")
+        device = (
+            generator.device
+            if generator is not None
+            else (feature_probability.device if isinstance(feature_probability, Tensor) else "cpu")
+        )
     p = _probability_tensor(feature_probability, n_instances).to(device)
     return _generate(n_batch, p, n_features, correlated_pairs, anticorrelated_pairs, generator)
 
 
-def _generate(n_batch: int, p: Tensor, n_features: int, correlated_pairs: int, anticorrelated_pairs: int,
-              g: torch.Generator | None) -> Tensor:
+def _generate(
+    n_batch: int,
+    p: Tensor,
+    n_features: int,
+    correlated_pairs: int,
+    anticorrelated_pairs: int,
+    g: torch.Generator | None,
+) -> Tensor:
     """generate_batch without the input checks; p is [instances] on the target device."""
     device, n_instances = p.device, p.shape[0]
     n_paired = 2 * (correlated_pairs + anticorrelated_pairs)
@@ -233,12 +242,20 @@ class ToyModel(nn.Module):
         expect_shape(x, (None, self.n_instances, self.n_features), "x", "[batch, instances, features]")
         return _forward(self.W, self.b_final, x, self.output, self.hidden_relu)
 
-    def generate_batch(self, n_batch: int, generator: torch.Generator | None = None) -> Float[Tensor, "batch inst feat"]:
+    def generate_batch(
+        self, n_batch: int, generator: torch.Generator | None = None
+    ) -> Float[Tensor, "batch inst feat"]:
         """A batch of this model's data (its probabilities and feature correlations)."""
         if not isinstance(n_batch, int) or n_batch < 1:
             raise TutorialInputError(f"n_batch must be a positive int, got {n_batch!r}.")
-        return _generate(n_batch, self.feature_probability, self.n_features,
-                         self.correlated_pairs, self.anticorrelated_pairs, generator)
+        return _generate(
+            n_batch,
+            self.feature_probability,
+            self.n_features,
+            self.correlated_pairs,
+            self.anticorrelated_pairs,
+            generator,
+        )
 
     def loss(self, x: Float[Tensor, "batch inst feat"]) -> Float[Tensor, " inst"]:
         """The importance-weighted loss of each instance on the batch x."""
@@ -344,9 +361,7 @@ def neuron_feature_counts(W: Float[Tensor, "inst feat hidden"], threshold: float
     return (W.abs() > threshold).sum(dim=1)
 
 
-def classify_two_feature_solution(
-    W: Float[Tensor, "inst 2 1"], threshold: float = 0.5
-) -> Int[Tensor, " inst"]:
+def classify_two_feature_solution(W: Float[Tensor, "inst 2 1"], threshold: float = 0.5) -> Int[Tensor, " inst"]:
     """Which of the phase diagram's solutions each 2-feature, 1-dimension instance learned (codes index PHASES).
 
     Feature 1 is the extra feature. 0: it is not represented (|W_1| < threshold); 1: it owns the
@@ -354,7 +369,9 @@ def classify_two_feature_solution(
     """
     W = _check_weights(W)
     if W.shape[1:] != (2, 1):
-        raise TutorialInputError(f"W must have shape [instances, 2, 1] (2 features, 1 dimension), got {tuple(W.shape)}.")
+        raise TutorialInputError(
+            f"W must have shape [instances, 2, 1] (2 features, 1 dimension), got {tuple(W.shape)}."
+        )
     norms = W.norm(dim=-1)
     extra, other = norms[:, 1] > threshold, norms[:, 0] > threshold
     codes = torch.zeros(W.shape[0], dtype=torch.long, device=W.device)
@@ -363,9 +380,7 @@ def classify_two_feature_solution(
     return codes
 
 
-def two_feature_losses(
-    importance: float, feature_probability: float
-) -> dict[str, float]:
+def two_feature_losses(importance: float, feature_probability: float) -> dict[str, float]:
     """Expected loss (summed over the 2 features, importance 1 and `importance`) of the phase diagram's candidates.
 
     Closed forms for the ReLU model with x_i ~ U[0, 1] w.p. p: keeping one feature with

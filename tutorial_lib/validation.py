@@ -22,9 +22,7 @@ def expect_ndim(x: object, ndim: int, name: str, dims: str = "") -> torch.Tensor
     x = expect_tensor(x, name)
     if x.ndim != ndim:
         shape_note = f" {dims}" if dims else ""
-        raise TutorialInputError(
-            f"{name} must have {ndim} dimensions{shape_note}, got shape {tuple(x.shape)}."
-        )
+        raise TutorialInputError(f"{name} must have {ndim} dimensions{shape_note}, got shape {tuple(x.shape)}.")
     return x
 
 

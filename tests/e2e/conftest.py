@@ -7,4 +7,6 @@ from __future__ import annotations
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "e2e: drives JupyterLab in a real headless browser (needs chromium + playwright)")
+    config.addinivalue_line(
+        "markers", "e2e: drives JupyterLab in a real headless browser (needs chromium + playwright)"
+    )

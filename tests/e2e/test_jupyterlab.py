@@ -28,9 +28,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 CHAPTER = Path(os.environ.get("E2E_NOTEBOOK") or REPO / "solutions" / "00_foundations.ipynb")  # any notebook
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 TOKEN = "e2e-test-token"
 EXPECTED_IN_CHAPTER: set[str] = set()  # exercises done: no error is expected
 DEMO_CELLS = [
@@ -76,13 +84,19 @@ def lab_env(tmp: Path) -> dict[str, str]:
     config = tmp / "jupyter-config"
     (config / "labconfig").mkdir(parents=True)
     # no "news" prompt, no update check: nothing reaches for the network
-    (config / "labconfig" / "page_config.json").write_text(json.dumps(
-        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    (config / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
     env.update(
-        JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(tmp / "jupyter-runtime"),
-        JUPYTERLAB_WORKSPACES_DIR=str(tmp / "jupyter-workspaces"), JUPYTERLAB_SETTINGS_DIR=str(tmp / "jupyter-settings"),
+        JUPYTER_CONFIG_DIR=str(config),
+        JUPYTER_RUNTIME_DIR=str(tmp / "jupyter-runtime"),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp / "jupyter-workspaces"),
+        JUPYTERLAB_SETTINGS_DIR=str(tmp / "jupyter-settings"),
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        TUTORIAL_PROGRESS="0", TUTORIAL_CIRCUITSVIS="inline", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+        TUTORIAL_PROGRESS="0",
+        TUTORIAL_CIRCUITSVIS="inline",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
         MPLBACKEND="module://matplotlib_inline.backend_inline",
     )
     return env
@@ -93,17 +107,31 @@ def lab(tmp_path):
     """JupyterLab serving a scratch folder on 127.0.0.1:<free port>; yields (url, folder)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install chromium, or set E2E_CHROMIUM)")
-    pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright; "
-                        "no browser download needed, the test uses the system chromium)")
+    pytest.importorskip(
+        "playwright.sync_api",
+        reason="playwright not installed (pip install playwright; "
+        "no browser download needed, the test uses the system chromium)",
+    )
     workdir = tmp_path / "work"
     workdir.mkdir()
     port = free_port()
     log = open(tmp_path / "jupyterlab.log", "w")
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
-           f"--ServerApp.root_dir={workdir}", "--LabApp.expose_app_in_browser=True",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
-           "--ServerApp.terminals_enabled=False"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={workdir}",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.extension_manager=readonly",
+        "--ServerApp.terminals_enabled=False",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
         cmd.append("--allow-root")
     proc = subprocess.Popen(cmd, cwd=workdir, env=lab_env(tmp_path), stdout=log, stderr=subprocess.STDOUT)
@@ -112,7 +140,9 @@ def lab(tmp_path):
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited ({proc.returncode}):\n{(tmp_path / 'jupyterlab.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"jupyter lab exited ({proc.returncode}):\n{(tmp_path / 'jupyterlab.log').read_text()[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=5) as r:
                     if r.status == 200:
@@ -166,7 +196,10 @@ def test_chapter_runs_in_jupyterlab(lab, tmp_path, capsys):
     started = time.monotonic()
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 1000},
         )
         external: list[str] = []
@@ -202,9 +235,11 @@ def test_chapter_runs_in_jupyterlab(lab, tmp_path, capsys):
             context.close()
     timings["total"] = time.monotonic() - started
     with capsys.disabled():
-        print(f"\n[e2e] {notebook.name}: screenshots {shots / 'e2e_jupyterlab.png'} and {shots / 'e2e_circuitsvis.png'}; "
-              + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
-              + (f"; refused {len(external)} external requests: {external[:3]}" if external else ""))
+        print(
+            f"\n[e2e] {notebook.name}: screenshots {shots / 'e2e_jupyterlab.png'} and {shots / 'e2e_circuitsvis.png'}; "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+            + (f"; refused {len(external)} external requests: {external[:3]}" if external else "")
+        )
 
     not_run = [c["source"] for c in cells if c["count"] is None and c["source"].strip()]
     unexpected = [(c["source"], e) for c in cells for e in c["errors"] if e.split(":")[0] not in allowed]

@@ -47,16 +47,25 @@ def check_logit_diff(fn):
         got = call_student(fn, logits, correct, wrong)
         want = P.logit_diff(logits, correct, wrong)
         if isinstance(got, Tensor) and got.shape == (4,):
-            raise Mismatch("you returned one value per prompt: the metric must be a single number, the mean over the batch.")
+            raise Mismatch(
+                "you returned one value per prompt: the metric must be a single number, the mean over the batch."
+            )
         if isinstance(got, Tensor) and got.numel() == 1:
             last = logits[:, -1]
             square = (last[:, correct] - last[:, wrong]).mean()  # the [batch, batch] slip, averaged
             if torch.allclose(got.float(), square, atol=1e-5) and not torch.allclose(got.float(), want, atol=1e-5):
-                raise Mismatch("index the logits row by row: logits[torch.arange(batch), -1, correct] picks one "
-                               "entry per prompt; logits[:, -1, correct] makes a [batch, batch] matrix.")
-        compare(got, want, "the mean logit difference", atol=1e-5,
-                hint="take the logits at the final position (logits[:, -1]), subtract the wrong token's logit from "
-                     "the correct token's for each prompt, then average over the batch.")
+                raise Mismatch(
+                    "index the logits row by row: logits[torch.arange(batch), -1, correct] picks one "
+                    "entry per prompt; logits[:, -1, correct] makes a [batch, batch] matrix."
+                )
+        compare(
+            got,
+            want,
+            "the mean logit difference",
+            atol=1e-5,
+            hint="take the logits at the final position (logits[:, -1]), subtract the wrong token's logit from "
+            "the correct token's for each prompt, then average over the batch.",
+        )
 
 
 # ---- 04.2 a patching hook
@@ -83,16 +92,24 @@ def check_patch_position_hook(fn):
             if torch.equal(act, want):
                 return  # edited in place: TransformerLens accepts a hook that mutates and returns None
             raise Mismatch("your hook returned None and left the activation unchanged: return the patched activation.")
-        compare(got, want, f"the activation with position {pos} patched",
-                hint="replace activation[:, pos] (every prompt, one position, all of d_model) by clean_activation[:, pos] "
-                     "and leave every other position as it was.")
+        compare(
+            got,
+            want,
+            f"the activation with position {pos} patched",
+            hint="replace activation[:, pos] (every prompt, one position, all of d_model) by clean_activation[:, pos] "
+            "and leave every other position as it was.",
+        )
 
 
 # ---- 04.3 the residual-stream grid
 
 
-@exercise("04.3", "Patch the residual stream by layer and position", reference=P.patch_resid_pre,
-          function_name="patch_resid_pre_grid")
+@exercise(
+    "04.3",
+    "Patch the residual stream by layer and position",
+    reference=P.patch_resid_pre,
+    function_name="patch_resid_pre_grid",
+)
 def check_patch_resid_pre_grid(fn):
     model = random_model(0)
     for seed in range(2):
@@ -103,16 +120,25 @@ def check_patch_resid_pre_grid(fn):
         if isinstance(got, Tensor) and got.shape == want.shape:
             base = metric(model(corrupted)).item()
             if torch.allclose(got.float(), torch.full_like(want, base), atol=1e-5):
-                raise Mismatch("every cell equals the corrupted run's metric: the patch never took effect. Attach your "
-                               "hook to f'blocks.{layer}.hook_resid_pre' and run the *corrupted* tokens with it.")
+                raise Mismatch(
+                    "every cell equals the corrupted run's metric: the patch never took effect. Attach your "
+                    "hook to f'blocks.{layer}.hook_resid_pre' and run the *corrupted* tokens with it."
+                )
             clean_base = metric(model(clean)).item()
             if torch.allclose(got.float(), torch.full_like(want, clean_base), atol=1e-5):
-                raise Mismatch("every cell equals the clean run's metric: run the corrupted tokens and patch in "
-                               "activations from the clean cache, not the other way round.")
-        compare(got, want, "the [layer, pos] grid of metric values", atol=1e-4,
-                hint="for each layer and position, run the corrupted tokens with the clean resid_pre patched in at "
-                     "that (layer, position) and record metric(logits) as a float; the grid is [n_layers, n_pos], "
-                     "raw metric values (not normalised).")
+                raise Mismatch(
+                    "every cell equals the clean run's metric: run the corrupted tokens and patch in "
+                    "activations from the clean cache, not the other way round."
+                )
+        compare(
+            got,
+            want,
+            "the [layer, pos] grid of metric values",
+            atol=1e-4,
+            hint="for each layer and position, run the corrupted tokens with the clean resid_pre patched in at "
+            "that (layer, position) and record metric(logits) as a float; the grid is [n_layers, n_pos], "
+            "raw metric values (not normalised).",
+        )
 
 
 # ---- 04.4 head patching
@@ -141,11 +167,18 @@ def check_patch_head_grid(fn):
 
                     wrong_axis[layer, head] = metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, hook)])).item()
             if torch.allclose(got.float(), wrong_axis, atol=1e-4):
-                raise Mismatch("you patched a position, not a head: hook_z is [batch, pos, head, d_head], so a head is "
-                               "z[:, :, head], not z[:, head].")
-        compare(got, want, "the [layer, head] grid of metric values", atol=1e-4,
-                hint="patch f'blocks.{layer}.attn.hook_z' at [:, :, head] (all positions) from the clean cache into "
-                     "the corrupted run, one head at a time.")
+                raise Mismatch(
+                    "you patched a position, not a head: hook_z is [batch, pos, head, d_head], so a head is "
+                    "z[:, :, head], not z[:, head]."
+                )
+        compare(
+            got,
+            want,
+            "the [layer, head] grid of metric values",
+            atol=1e-4,
+            hint="patch f'blocks.{layer}.attn.hook_z' at [:, :, head] (all positions) from the clean cache into "
+            "the corrupted run, one head at a time.",
+        )
 
 
 # ---- 04.5 path patching
@@ -201,23 +234,34 @@ def check_path_patch_to_receiver(fn):
                                              receivers=[(receiver[0], h) for h in range(model.cfg.n_heads)],
                                              receiver_input=kind).item()  # fmt: skip
             if abs(got - to_logits) < 1e-4:
-                raise Mismatch("that is the senders' path to the logits: you returned the metric of the first run. Keep "
-                               "only the receiver's input from that run, then run the clean tokens again with just that "
-                               "input patched.")
+                raise Mismatch(
+                    "that is the senders' path to the logits: you returned the metric of the first run. Keep "
+                    "only the receiver's input from that run, then run the clean tokens again with just that "
+                    "input patched."
+                )
             if abs(got - whole_layer) < 1e-4:
-                raise Mismatch(f"you patched the {kind} of every head in layer {receiver[0]}: patch only the receiver "
-                               f"head's slice, act[:, :, {receiver[1]}].")
+                raise Mismatch(
+                    f"you patched the {kind} of every head in layer {receiver[0]}: patch only the receiver "
+                    f"head's slice, act[:, :, {receiver[1]}]."
+                )
             if receiver[0] - max(sl for sl, _ in senders) > 1:
                 unfrozen = _unfrozen_path(model, clean, corrupted, metric, senders, receiver, kind)
                 if abs(got - unfrozen) < 1e-4:
-                    raise Mismatch("in the first run, freeze every head that is not a sender at its clean output (hook "
-                                   "every layer's hook_z); otherwise the heads in between pass the senders' effect on "
-                                   "and you measure more than the direct path sender -> receiver.")
-        compare(got, want, f"the metric with the path senders -> L{receiver[0]}H{receiver[1]}.{kind} patched", atol=1e-4,
-                hint="run 1 (clean tokens): every layer's hook_z set to the clean z, except the senders' heads, which get "
-                     f"the corrupted z; record f'blocks.{{layer}}.attn.hook_{kind}' of the receiver's layer. Run 2 (clean "
-                     "tokens): replace only the receiver head's slice [:, :, head] of that input by the recorded one, "
-                     "and return metric(logits) as a float.")
+                    raise Mismatch(
+                        "in the first run, freeze every head that is not a sender at its clean output (hook "
+                        "every layer's hook_z); otherwise the heads in between pass the senders' effect on "
+                        "and you measure more than the direct path sender -> receiver."
+                    )
+        compare(
+            got,
+            want,
+            f"the metric with the path senders -> L{receiver[0]}H{receiver[1]}.{kind} patched",
+            atol=1e-4,
+            hint="run 1 (clean tokens): every layer's hook_z set to the clean z, except the senders' heads, which get "
+            f"the corrupted z; record f'blocks.{{layer}}.attn.hook_{kind}' of the receiver's layer. Run 2 (clean "
+            "tokens): replace only the receiver head's slice [:, :, head] of that input by the recorded one, "
+            "and return metric(logits) as a float.",
+        )
 
 
 # ---- 04.7 mean ablation
@@ -239,19 +283,30 @@ def check_mean_ablate_head(fn):
         if isinstance(got, float):
             zero = P.ablate(model, tokens, metric, "head", "zero")[layer, head].item()
             if abs(got - zero) < 1e-5 and abs(want[layer, head].item() - zero) > 1e-4:
-                raise Mismatch("that is the zero-ablated value: replace the head's z by its mean over the reference "
-                               "prompts, not by zeros.")
+                raise Mismatch(
+                    "that is the zero-ablated value: replace the head's z by its mean over the reference "
+                    "prompts, not by zeros."
+                )
             own = P.ablate(model, tokens, metric, "head", "mean")[layer, head].item()
             if abs(got - own) < 1e-5 and abs(want[layer, head].item() - own) > 1e-4:
-                raise Mismatch("you averaged over `tokens` itself: take the mean of z over `reference_tokens` (run them "
-                               "with run_with_cache first).")
+                raise Mismatch(
+                    "you averaged over `tokens` itself: take the mean of z over `reference_tokens` (run them "
+                    "with run_with_cache first)."
+                )
             allpos = _mean_all_positions(model, tokens, metric, layer, head, reference)
             if abs(got - allpos) < 1e-5 and abs(want[layer, head].item() - allpos) > 1e-4:
-                raise Mismatch("you averaged over positions too: average over the batch only (dim 0), keeping one "
-                               "mean per position, z_ref.mean(0, keepdim=True).")
-        compare(got, float(want[layer, head]), f"the metric with L{layer}H{head} mean-ablated", atol=1e-4,
-                hint="replace z[:, :, head] at f'blocks.{layer}.attn.hook_z' by reference_z[:, :, head].mean(0) "
-                     "(the mean over reference prompts, per position) and return metric(logits) as a float.")
+                raise Mismatch(
+                    "you averaged over positions too: average over the batch only (dim 0), keeping one "
+                    "mean per position, z_ref.mean(0, keepdim=True)."
+                )
+        compare(
+            got,
+            float(want[layer, head]),
+            f"the metric with L{layer}H{head} mean-ablated",
+            atol=1e-4,
+            hint="replace z[:, :, head] at f'blocks.{layer}.attn.hook_z' by reference_z[:, :, head].mean(0) "
+            "(the mean over reference prompts, per position) and return metric(logits) as a float.",
+        )
 
 
 def _mean_all_positions(model, tokens, metric, layer, head, reference) -> float:
@@ -285,9 +340,17 @@ def check_attribution_patch_resid(fn):
         want = attribution_patch_resid(model, clean, corrupted, metric)
         if isinstance(got, Tensor) and got.shape == want.shape and torch.isfinite(got).all():
             if torch.allclose(got.float(), -want, atol=1e-4) and want.abs().max() > 1e-4:
-                raise Mismatch("your estimate has the wrong sign: multiply the gradient by (clean - corrupted), the "
-                               "change a patch makes to the corrupted run.")
-        compare(got, want, "the attribution estimate [layer, pos]", atol=1e-4, rtol=1e-3,
-                hint="run the corrupted tokens with gradients, take d metric / d resid_pre at every layer (keep the "
-                     "activations with hooks and call torch.autograd.grad), multiply by (clean resid_pre - corrupted "
-                     "resid_pre) and sum over the batch and d_model, keeping [layer, pos].")
+                raise Mismatch(
+                    "your estimate has the wrong sign: multiply the gradient by (clean - corrupted), the "
+                    "change a patch makes to the corrupted run."
+                )
+        compare(
+            got,
+            want,
+            "the attribution estimate [layer, pos]",
+            atol=1e-4,
+            rtol=1e-3,
+            hint="run the corrupted tokens with gradients, take d metric / d resid_pre at every layer (keep the "
+            "activations with hooks and call torch.autograd.grad), multiply by (clean resid_pre - corrupted "
+            "resid_pre) and sum over the batch and d_model, keeping [layer, pos].",
+        )

@@ -57,17 +57,36 @@ EXERCISES: dict[str, Exercise] = {}
 
 
 @functools.lru_cache(maxsize=8)
-def random_model(seed: int = 0, d_model: int = 32, n_heads: int = 4, d_head: int = 8, d_vocab: int = 23,
-                 n_ctx: int = 16, attn_only: bool = False, n_layers: int = 2):
+def random_model(
+    seed: int = 0,
+    d_model: int = 32,
+    n_heads: int = 4,
+    d_head: int = 8,
+    d_vocab: int = 23,
+    n_ctx: int = 16,
+    attn_only: bool = False,
+    n_layers: int = 2,
+):
     """A small random TransformerBridge (2 layers unless asked) for checks: quick, needs no shipped files.
 
     Cached and shared between checks: never modify it in place (copy.deepcopy it first)."""
     from transformer_lens.config import TransformerBridgeConfig
     from transformer_lens.model_bridge import TransformerBridge
 
-    cfg = TransformerBridgeConfig(n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_head=d_head,
-                                  d_mlp=None if attn_only else 2 * d_model, d_vocab=d_vocab, n_ctx=n_ctx,
-                                  attn_only=attn_only, normalization_type="LN", act_fn="gelu", seed=seed, device="cpu")
+    cfg = TransformerBridgeConfig(
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        d_head=d_head,
+        d_mlp=None if attn_only else 2 * d_model,
+        d_vocab=d_vocab,
+        n_ctx=n_ctx,
+        attn_only=attn_only,
+        normalization_type="LN",
+        act_fn="gelu",
+        seed=seed,
+        device="cpu",
+    )
     model = TransformerBridge.boot_native(cfg)
     model.eval()
     return model
@@ -108,12 +127,12 @@ def compare(got: Any, want: Any, what: str, atol: float = 1e-5, rtol: float = 1e
         if got.shape != want.shape:
             note = ""
             if sorted(got.shape) == sorted(want.shape):
-                note = " The same sizes in another order: check the order of your dimensions (a transpose or rearrange)."
+                note = (
+                    " The same sizes in another order: check the order of your dimensions (a transpose or rearrange)."
+                )
             elif got.numel() == 1 and want.numel() > 1:
                 note = " You returned a single number: did you reduce (sum/mean) over a dimension you should keep?"
-            raise Mismatch(
-                f"{what}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}.{note}{extra}"
-            )
+            raise Mismatch(f"{what}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}.{note}{extra}")
         if want.dtype == torch.bool or not want.is_floating_point():
             if not torch.equal(got.to(want.dtype).cpu(), want.cpu()):
                 bad = (got.to(want.dtype).cpu() != want.cpu()).sum().item()
@@ -121,12 +140,16 @@ def compare(got: Any, want: Any, what: str, atol: float = 1e-5, rtol: float = 1e
             return
         g, w = got.detach().float().cpu(), want.detach().float().cpu()
         if not torch.isfinite(g).all():
-            raise Mismatch(f"{what}: your result contains NaN or inf.{extra} Look for a division by zero or a log of 0.")
+            raise Mismatch(
+                f"{what}: your result contains NaN or inf.{extra} Look for a division by zero or a log of 0."
+            )
         if not torch.allclose(g, w, atol=atol, rtol=rtol):
             err = (g - w).abs().max().item()
             if torch.allclose(g, -w, atol=atol, rtol=rtol):
                 note = " It equals minus the reference: check the sign."
-            elif w.abs().sum() > 0 and torch.allclose(g * (w.norm() / max(g.norm().item(), 1e-12)), w, atol=atol, rtol=1e-3):
+            elif w.abs().sum() > 0 and torch.allclose(
+                g * (w.norm() / max(g.norm().item(), 1e-12)), w, atol=atol, rtol=1e-3
+            ):
                 note = f" It is the reference times {g.norm().item() / w.norm().item():.3g}: check a scale factor or normalisation."
             else:
                 note = ""
@@ -157,7 +180,9 @@ def _report(result: CheckResult, function_name: str) -> None:
     if result.status == "passed":
         print(f"✔ {head}: passed")
     elif result.status == "not attempted":
-        print(f"… {head}: not attempted yet. Replace the `raise NotImplementedError(...)` line in `{function_name}` with your code.")
+        print(
+            f"… {head}: not attempted yet. Replace the `raise NotImplementedError(...)` line in `{function_name}` with your code."
+        )
     else:
         print(f"✘ {head}: not yet right.\n  Hint: {result.hint}")
 
@@ -180,7 +205,9 @@ def exercise(id: str, title: str, reference: Callable, function_name: str | None
                 result = CheckResult(id, title, "failed", str(err))
             except Exception as err:  # noqa: BLE001 - e.g. the student returned something unusable
                 result = CheckResult(
-                    id, title, "failed",
+                    id,
+                    title,
+                    "failed",
                     f"your result could not be used ({type(err).__name__}: {err}). "
                     "Check that your function returns the type and shape its docstring asks for.",
                 )

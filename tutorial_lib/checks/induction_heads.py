@@ -46,8 +46,10 @@ def _scalar(x, what: str) -> float:
         return float(x)
     if isinstance(x, (int, float)):
         return float(x)
-    raise Mismatch(f"{what}: expected a number (a float), got {type(x).__name__}"
-                   f"{' of shape ' + str(tuple(x.shape)) if isinstance(x, torch.Tensor) else ''}.")
+    raise Mismatch(
+        f"{what}: expected a number (a float), got {type(x).__name__}"
+        f"{' of shape ' + str(tuple(x.shape)) if isinstance(x, torch.Tensor) else ''}."
+    )
 
 
 # --------------------------------------------------------------------------- 05.1
@@ -61,16 +63,20 @@ def check_repeated_tokens(fn):
         if not isinstance(got, torch.Tensor):
             raise Mismatch(f"{what}: expected an int tensor [batch, 1 + 2 * half_len], got {type(got).__name__}.")
         if tuple(got.shape) != (batch, 1 + 2 * half_len):
-            raise Mismatch(f"{what}: expected shape {(batch, 1 + 2 * half_len)}, got {tuple(got.shape)}. "
-                           "The row is BOS, then x (half_len tokens), then x again.")
+            raise Mismatch(
+                f"{what}: expected shape {(batch, 1 + 2 * half_len)}, got {tuple(got.shape)}. "
+                "The row is BOS, then x (half_len tokens), then x again."
+            )
         if got.dtype.is_floating_point or got.dtype == torch.bool:
             raise Mismatch(f"{what}: tokens must be integers (torch.long), got {got.dtype}. Use torch.randint.")
         if not (got[:, 0] == bos).all():
             raise Mismatch(f"{what}: position 0 must be the BOS token {bos} in every row.")
         x, again = got[:, 1 : 1 + half_len], got[:, 1 + half_len :]
         if not torch.equal(x, again):
-            raise Mismatch(f"{what}: the second half must repeat the first exactly (tokens[:, 1+L:] == tokens[:, 1:1+L]). "
-                           "Draw x once and concatenate it twice; do not draw it again.")
+            raise Mismatch(
+                f"{what}: the second half must repeat the first exactly (tokens[:, 1+L:] == tokens[:, 1:1+L]). "
+                "Draw x once and concatenate it twice; do not draw it again."
+            )
         if (x < 0).any() or (x >= d_vocab).any():
             raise Mismatch(f"{what}: tokens must lie in [0, d_vocab) = [0, {d_vocab}).")
         if (x == bos).any():
@@ -79,8 +85,10 @@ def check_repeated_tokens(fn):
     if not all(isinstance(b, torch.Tensor) and b.shape == (8, 25) for b in big):
         raise Mismatch("repeated_tokens(8, 12, 50): expected a tensor of shape (8, 25).")
     if not torch.equal(big[0], big[2]):
-        raise Mismatch("the same seed must give the same tokens: use torch.Generator().manual_seed(seed) "
-                       "and pass generator= to torch.randint.")
+        raise Mismatch(
+            "the same seed must give the same tokens: use torch.Generator().manual_seed(seed) "
+            "and pass generator= to torch.randint."
+        )
     if torch.equal(big[0], big[1]):
         raise Mismatch("different seeds gave the same tokens: seed the generator with `seed`.")
     if big[0][:, 1:].unique().numel() < 20:
@@ -94,17 +102,27 @@ def check_repeated_tokens(fn):
 
 @exercise("05.2", "The previous-token detector", reference=attention.previous_token_score)
 def check_previous_token_score(fn):
-    hint = ("average pattern[b, h, q, q - 1] over the batch and over the queries q >= 1 only "
-            "(BOS at q = 0 has no previous token): pattern.diagonal(offset=-1, dim1=-2, dim2=-1).")
+    hint = (
+        "average pattern[b, h, q, q - 1] over the batch and over the queries q >= 1 only "
+        "(BOS at q = 0 has no previous token): pattern.diagonal(offset=-1, dim1=-2, dim2=-1)."
+    )
     for back in (1, 2):
         pattern = _offset_pattern(2, 3, 9, back)
         got = call_student(fn, pattern)
-        compare(got, attention.previous_token_score(pattern),
-                f"the score of heads that always attend {back} back (should be {1.0 if back == 1 else 0.0})", hint=hint)
+        compare(
+            got,
+            attention.previous_token_score(pattern),
+            f"the score of heads that always attend {back} back (should be {1.0 if back == 1 else 0.0})",
+            hint=hint,
+        )
     for seed in range(3):
         pattern = _pattern(seed)
-        compare(call_student(fn, pattern), attention.previous_token_score(pattern), "the previous-token score per head",
-                hint=hint)
+        compare(
+            call_student(fn, pattern),
+            attention.previous_token_score(pattern),
+            "the previous-token score per head",
+            hint=hint,
+        )
 
 
 # --------------------------------------------------------------------------- 05.3
@@ -112,20 +130,34 @@ def check_previous_token_score(fn):
 
 @exercise("05.3", "The induction score", reference=attention.induction_score)
 def check_induction_score(fn):
-    hint = ("on [BOS, x, x] with period L, average pattern[b, h, q, q - L + 1] (the token *after* the earlier "
-            "occurrence, not the occurrence itself at q - L) over the batch and the second-half queries q >= L + 1.")
+    hint = (
+        "on [BOS, x, x] with period L, average pattern[b, h, q, q - L + 1] (the token *after* the earlier "
+        "occurrence, not the occurrence itself at q - L) over the batch and the second-half queries q >= L + 1."
+    )
     for period in (3, 5):
         n = 1 + 2 * period
         perfect = _offset_pattern(2, 2, n, period - 1)
-        compare(call_student(fn, perfect, period), attention.induction_score(perfect, period),
-                f"the score of a perfect induction head (period {period}): 1 for every head", hint=hint)
+        compare(
+            call_student(fn, perfect, period),
+            attention.induction_score(perfect, period),
+            f"the score of a perfect induction head (period {period}): 1 for every head",
+            hint=hint,
+        )
         dup = _offset_pattern(2, 2, n, period)
-        compare(call_student(fn, dup, period), attention.induction_score(dup, period),
-                f"the score of a duplicate-token head (attends to q - {period}): 0", hint=hint)
+        compare(
+            call_student(fn, dup, period),
+            attention.induction_score(dup, period),
+            f"the score of a duplicate-token head (attends to q - {period}): 0",
+            hint=hint,
+        )
     for seed, period in [(0, 4), (1, 5), (2, 3)]:
         pattern = _pattern(seed, n=1 + 2 * period)
-        compare(call_student(fn, pattern, period), attention.induction_score(pattern, period),
-                f"the induction score per head (period {period})", hint=hint)
+        compare(
+            call_student(fn, pattern, period),
+            attention.induction_score(pattern, period),
+            f"the induction score per head (period {period})",
+            hint=hint,
+        )
 
 
 # --------------------------------------------------------------------------- 05.4
@@ -138,18 +170,28 @@ def k_composition(ov_a: torch.Tensor, qk_b: torch.Tensor) -> torch.Tensor:
 
 @exercise("05.4", "K-composition scores", reference=k_composition)
 def check_k_composition(fn):
-    hint = ("the key side reads what OV_a wrote: score = ||OV_a @ QK_b^T||_F / (||OV_a||_F ||QK_b||_F) for every pair "
-            "(broadcast ov_a[:, None] against qk_b[None]); with QK_b instead of its transpose you get Q-composition.")
+    hint = (
+        "the key side reads what OV_a wrote: score = ||OV_a @ QK_b^T||_F / (||OV_a||_F ||QK_b||_F) for every pair "
+        "(broadcast ov_a[:, None] against qk_b[None]); with QK_b instead of its transpose you get Q-composition."
+    )
     for seed in range(2):
         g = torch.Generator().manual_seed(seed)
         ov_a = torch.randn(2, 6, 3, generator=g) @ torch.randn(2, 3, 6, generator=g)
         qk_b = torch.randn(3, 6, 3, generator=g) @ torch.randn(3, 3, 6, generator=g)
-        compare(call_student(fn, ov_a, qk_b), k_composition(ov_a, qk_b), "the K-composition scores [heads_a, heads_b]",
-                hint=hint)
+        compare(
+            call_student(fn, ov_a, qk_b),
+            k_composition(ov_a, qk_b),
+            "the K-composition scores [heads_a, heads_b]",
+            hint=hint,
+        )
     model = _random_model(0)
     ov, qk = attention.ov_circuit(model, 0).AB, attention.qk_circuit(model, 1).AB
-    compare(call_student(fn, ov, qk), attention.composition_scores(model, "K"),
-            "the K-composition of a random model's layer 0 into layer 1", hint=hint)
+    compare(
+        call_student(fn, ov, qk),
+        attention.composition_scores(model, "K"),
+        "the K-composition of a random model's layer 0 into layer 1",
+        hint=hint,
+    )
 
 
 # --------------------------------------------------------------------------- 05.5
@@ -174,10 +216,15 @@ def check_ablated_loss(fn):
         got = _losses_dict(call_student(fn, model, data, heads), what)
         want = attention.ablated_loss(model, data, heads)
         for key, mask in (("first", "data.first"), ("repeated", "data.repeated")):
-            compare(got[key], want[key], f"{what}[{key!r}]", atol=1e-4,
-                    hint=f"zero hook_z[:, :, head] of every listed head (all in one forward pass, the hooks returning "
-                         f"the edited z), take the cross-entropy of logits[:, q] against tokens[:, q + 1] and average "
-                         f"it over the positions q where {mask} is True.")
+            compare(
+                got[key],
+                want[key],
+                f"{what}[{key!r}]",
+                atol=1e-4,
+                hint=f"zero hook_z[:, :, head] of every listed head (all in one forward pass, the hooks returning "
+                f"the edited z), take the cross-entropy of logits[:, q] against tokens[:, q + 1] and average "
+                f"it over the positions q where {mask} is True.",
+            )
 
 
 # --------------------------------------------------------------------------- 05.6
@@ -197,8 +244,9 @@ def _coverage_variant(model, data, circuit) -> float:
         return z
 
     with torch.no_grad():
-        hooks = [(f"blocks.{layer}.attn.hook_z", functools.partial(hook, layer=layer))
-                 for layer in range(model.cfg.n_layers)]
+        hooks = [
+            (f"blocks.{layer}.attn.hook_z", functools.partial(hook, layer=layer)) for layer in range(model.cfg.n_layers)
+        ]
         loss = attention.token_losses(model.run_with_hooks(data.tokens, fwd_hooks=hooks), data.tokens)
         clean = attention.ablated_loss(model, data, [])
     drop = clean["first"] - clean["repeated"]
@@ -208,8 +256,9 @@ def _coverage_variant(model, data, circuit) -> float:
 @exercise("05.6", "The circuit's coverage", reference=attention.circuit_coverage)
 def check_circuit_coverage(fn):
     model = _organism()
-    data = tasks.repeated_segments(batch=16, seq_len=40, d_vocab=model.cfg.d_vocab, period=(8, 16), offset=(0, 6),
-                                   length=(6, 10), seed=7)
+    data = tasks.repeated_segments(
+        batch=16, seq_len=40, d_vocab=model.cfg.d_vocab, period=(8, 16), offset=(0, 6), length=(6, 10), seed=7
+    )
     for circuit in ([(0, 1), (1, 1)], [(1, 0), (1, 1)]):
         what = f"circuit_coverage(model, data, {circuit})"
         got = _scalar(call_student(fn, model, data, circuit), what)
@@ -217,8 +266,10 @@ def check_circuit_coverage(fn):
         if abs(got - want[0]) >= 2e-3:
             want.append(_coverage_variant(model, data, circuit))
         if not any(abs(got - w) < 2e-3 for w in want):
-            hint = ("mean-ablate every head *not* in the circuit (replace its hook_z by its mean over the batch at each "
-                    "position), then divide the drop loss[first] - loss[repeated] of that run by the clean model's drop.")
+            hint = (
+                "mean-ablate every head *not* in the circuit (replace its hook_z by its mean over the batch at each "
+                "position), then divide the drop loss[first] - loss[repeated] of that run by the clean model's drop."
+            )
             if abs(got - 1.0) < 1e-6:
                 hint = "you returned 1: did you ablate the heads outside the circuit (and return the edited z)? " + hint
             elif any(abs(got - (1 - w)) < 2e-3 for w in want):

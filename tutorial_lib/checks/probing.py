@@ -54,8 +54,10 @@ def check_probe_rows(fn):
         mask[:, 0] = False  # BOS is never probed
         X, y = _pair(call_student(fn, act, labels, mask), "probe_rows")
         want_X, want_y = probe_rows(act, labels, mask)
-        hint = ("index with the boolean mask directly, act[mask] and labels[mask]: it keeps the rows in (batch, pos) "
-                "order and drops the positions where mask is False.")
+        hint = (
+            "index with the boolean mask directly, act[mask] and labels[mask]: it keeps the rows in (batch, pos) "
+            "order and drops the positions where mask is False."
+        )
         compare(X, want_X, "the activation rows X [n, d]", hint=hint)
         compare(y, want_y, "the labels y [n]", hint=hint + " Keep the labels' integer dtype.")
 
@@ -84,8 +86,10 @@ def check_train_logistic_probe(fn):
         W, b = _pair(call_student(fn, Xtr.clone(), ytr.clone(), 3), "train_logistic_probe")
         if W.shape != (X.shape[1], 3) or b.shape != (3,):
             hint = " (W is [d, C]: transpose it?)" if W.shape == (3, X.shape[1]) else ""
-            raise Mismatch(f"expected W of shape {(X.shape[1], 3)} and b of shape (3,), got {tuple(W.shape)} "
-                           f"and {tuple(b.shape)}{hint}.")
+            raise Mismatch(
+                f"expected W of shape {(X.shape[1], 3)} and b of shape (3,), got {tuple(W.shape)} "
+                f"and {tuple(b.shape)}{hint}."
+            )
         W, b = W.detach().float(), b.detach().float()
         if not (torch.isfinite(W).all() and torch.isfinite(b).all()):
             raise Mismatch("your weights contain NaN or inf: lower the learning rate or standardise X first.")
@@ -112,8 +116,10 @@ def check_control_labels(fn):
     for seed in (0, 0, 1):
         got = call_student(fn, token_ids.clone(), labels.clone(), seed)
         if not isinstance(got, Tensor) or got.shape != labels.shape:
-            raise Mismatch(f"expected one control label per row, a tensor of shape {tuple(labels.shape)}, "
-                           f"got {got.shape if isinstance(got, Tensor) else type(got).__name__}.")
+            raise Mismatch(
+                f"expected one control label per row, a tensor of shape {tuple(labels.shape)}, "
+                f"got {got.shape if isinstance(got, Tensor) else type(got).__name__}."
+            )
         outs.append(got.long())
     got = outs[0]
     if not torch.isin(got, labels.unique()).all():
@@ -121,20 +127,26 @@ def check_control_labels(fn):
     types, inverse = token_ids.unique(return_inverse=True)
     for t in range(len(types)):
         if got[inverse == t].unique().numel() != 1:
-            raise Mismatch("rows with the same token id got different control labels: the control task gives each "
-                           "token *type* one label (use torch.unique(token_ids, return_inverse=True)).")
+            raise Mismatch(
+                "rows with the same token id got different control labels: the control task gives each "
+                "token *type* one label (use torch.unique(token_ids, return_inverse=True))."
+            )
     if not torch.equal(outs[0], outs[1]):
         raise Mismatch("the same seed gave different control labels: draw with torch.Generator().manual_seed(seed).")
     if torch.equal(outs[0], outs[2]):
-        raise Mismatch("seeds 0 and 1 gave the same control labels: the labels per type must be random, drawn "
-                       "with a generator seeded by `seed`.")
+        raise Mismatch(
+            "seeds 0 and 1 gave the same control labels: the labels per type must be random, drawn "
+            "with a generator seeded by `seed`."
+        )
     per_type = torch.zeros(len(types), dtype=torch.long).scatter_(0, inverse, got)
     for c in labels.unique().tolist():
         want, have = (labels == c).float().mean().item(), (per_type == c).float().mean().item()
         if abs(have - want) > 0.1:
-            raise Mismatch(f"class {c} labels {have:.0%} of the token types but {want:.0%} of the real rows: draw each "
-                           "type's label from the empirical label distribution (e.g. the label of a random row), "
-                           "not uniformly over the classes.")
+            raise Mismatch(
+                f"class {c} labels {have:.0%} of the token types but {want:.0%} of the real rows: draw each "
+                "type's label from the empirical label distribution (e.g. the label of a random row), "
+                "not uniformly over the classes."
+            )
 
 
 @exercise("03.4", "Project a direction out", reference=probing.project_out)
@@ -144,9 +156,13 @@ def check_project_out(fn):
         x = torch.randn(*shape, generator=g)
         direction = torch.randn(shape[-1], generator=g) * 3  # not unit length on purpose
         got = call_student(fn, x.clone(), direction.clone())
-        compare(got, probing.project_out(x, direction), "x with the direction projected out",
-                hint="normalise the direction first (u = direction / direction.norm()), then subtract (x @ u)[..., None] * u; "
-                     "the result must be orthogonal to the direction.")
+        compare(
+            got,
+            probing.project_out(x, direction),
+            "x with the direction projected out",
+            hint="normalise the direction first (u = direction / direction.norm()), then subtract (x @ u)[..., None] * u; "
+            "the result must be orthogonal to the direction.",
+        )
 
 
 @exercise("03.5", "A steering vector from two classes", reference=steering_vector)
@@ -155,9 +171,13 @@ def check_steering_vector(fn):
         g = torch.Generator().manual_seed(seed)
         X = torch.randn(40, 6, generator=g) + 1.0
         y = torch.randint(0, 2, (40,), generator=g)
-        compare(call_student(fn, X.clone(), y.clone()), steering_vector(X, y), "the steering vector [d]",
-                hint="mean over the rows with y == 1 minus the mean over the rows with y == 0 (means per class, "
-                     "not over all rows), and do not normalise it: its length is the size of the shift.")
+        compare(
+            call_student(fn, X.clone(), y.clone()),
+            steering_vector(X, y),
+            "the steering vector [d]",
+            hint="mean over the rows with y == 1 minus the mean over the rows with y == 0 (means per class, "
+            "not over all rows), and do not normalise it: its length is the size of the shift.",
+        )
 
 
 @exercise("03.6", "Steer the model through a hook", reference=steered_logits)
@@ -172,8 +192,15 @@ def check_steered_logits(fn):
             want = steered_logits(model, tokens, hook_name, vector, strength)
             clean = model(tokens)
         if isinstance(got, Tensor) and got.shape == want.shape and torch.allclose(got.float(), clean, atol=1e-5):
-            raise Mismatch("the logits did not change: your hook must return the edited activation, and be passed "
-                           "as model.run_with_hooks(tokens, fwd_hooks=[(hook_name, hook_fn)]).")
-        compare(got, want, f"the steered logits at {hook_name}", atol=1e-4,
-                hint="add strength * vector to the activation at every position (act + strength * vector "
-                     "broadcasts over batch and pos), without normalising the vector.")
+            raise Mismatch(
+                "the logits did not change: your hook must return the edited activation, and be passed "
+                "as model.run_with_hooks(tokens, fwd_hooks=[(hook_name, hook_fn)])."
+            )
+        compare(
+            got,
+            want,
+            f"the steered logits at {hook_name}",
+            atol=1e-4,
+            hint="add strength * vector to the activation at every position (act + strength * vector "
+            "broadcasts over batch and pos), without normalising the vector.",
+        )

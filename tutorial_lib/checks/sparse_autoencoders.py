@@ -73,8 +73,13 @@ def _close(a, b) -> bool:
 def _weights(seed: int, d_in: int = 6, d_sae: int = 10):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(5, d_in, generator=g) + 2.0  # a non-zero mean, so that the mean matters
-    return (x, torch.randn(d_in, d_sae, generator=g) / d_in**0.5, 0.3 * torch.randn(d_sae, generator=g),
-            torch.randn(d_sae, d_in, generator=g), torch.randn(d_in, generator=g))
+    return (
+        x,
+        torch.randn(d_in, d_sae, generator=g) / d_in**0.5,
+        0.3 * torch.randn(d_sae, generator=g),
+        torch.randn(d_sae, d_in, generator=g),
+        torch.randn(d_in, generator=g),
+    )
 
 
 # ---- checks
@@ -87,16 +92,26 @@ def check_sae_forward(fn):
         z, x_hat = _pair(call_student(fn, x, W_enc, b_enc, W_dec, b_dec), "sae_forward")
         want_z, want_x_hat = sae_forward(x, W_enc, b_enc, W_dec, b_dec)
         if _close(z, (x - b_dec) @ W_enc + b_enc) or _close(z, ((x - b_dec) @ W_enc + b_enc).relu()):
-            raise Mismatch("your codes subtract b_dec from x before encoding. Here (as in SAELens with "
-                           "apply_b_dec_to_input=False) the encoder is relu(x @ W_enc + b_enc); b_enc absorbs any shift.")
+            raise Mismatch(
+                "your codes subtract b_dec from x before encoding. Here (as in SAELens with "
+                "apply_b_dec_to_input=False) the encoder is relu(x @ W_enc + b_enc); b_enc absorbs any shift."
+            )
         if _close(z, x @ W_enc + b_enc):
             raise Mismatch("your codes are negative in places: apply the ReLU to x @ W_enc + b_enc.")
-        compare(z, want_z, "the codes z [batch, d_sae]",
-                hint="z = relu(x @ W_enc + b_enc) with W_enc of shape [d_in, d_sae] (no transpose).")
+        compare(
+            z,
+            want_z,
+            "the codes z [batch, d_sae]",
+            hint="z = relu(x @ W_enc + b_enc) with W_enc of shape [d_in, d_sae] (no transpose).",
+        )
         if _close(x_hat, z @ W_dec):
             raise Mismatch("the reconstruction misses the decoder bias: x_hat = z @ W_dec + b_dec.")
-        compare(x_hat, want_x_hat, "the reconstruction x_hat [batch, d_in]",
-                hint="x_hat = z @ W_dec + b_dec with W_dec of shape [d_sae, d_in].")
+        compare(
+            x_hat,
+            want_x_hat,
+            "the reconstruction x_hat [batch, d_in]",
+            hint="x_hat = z @ W_dec + b_dec with W_dec of shape [d_sae, d_in].",
+        )
 
 
 @exercise("02.2", "The TopK activation", reference=topk_activation)
@@ -110,15 +125,23 @@ def check_topk_activation(fn):
         if isinstance(got, Tensor) and got.shape == want.shape:
             col = pre.topk(k, dim=0).indices
             if _close(got, torch.zeros_like(pre).scatter(0, col, pre.gather(0, col).relu())):
-                raise Mismatch("you took the top k over the batch (dim 0): take it over the latents of each row, dim=-1.")
+                raise Mismatch(
+                    "you took the top k over the batch (dim 0): take it over the latents of each row, dim=-1."
+                )
             rowk = pre.topk(k, dim=-1)
             if _close(got, torch.zeros_like(pre).scatter(-1, rowk.indices, rowk.values)):
-                raise Mismatch("a row whose k largest pre-activations are negative keeps them: apply a ReLU to "
-                               "the kept values (TopK, then ReLU, as in Gao et al. 2024).")
+                raise Mismatch(
+                    "a row whose k largest pre-activations are negative keeps them: apply a ReLU to "
+                    "the kept values (TopK, then ReLU, as in Gao et al. 2024)."
+                )
             if _close(got, pre.relu()):
                 raise Mismatch("you kept every positive pre-activation: keep only the k largest per row.")
-        compare(got, want, f"the TopK codes with k={k}",
-                hint="scatter the k largest values of each row (pre.topk(k, dim=-1)) into zeros, after a ReLU.")
+        compare(
+            got,
+            want,
+            f"the TopK codes with k={k}",
+            hint="scatter the k largest values of each row (pre.topk(k, dim=-1)) into zeros, after a ReLU.",
+        )
 
 
 @exercise("02.3", "The loss with its sparsity penalty", reference=sae_loss)
@@ -133,17 +156,29 @@ def check_sae_loss(fn):
         if isinstance(got, Tensor) and got.numel() == 1:
             got_f = float(got)
             if abs(got_f - float(mse + coeff * z.abs().sum(-1).mean())) < 1e-4 * max(1.0, abs(got_f)):
-                raise Mismatch("your L1 term ignores the decoder norms: weight each |z_i| by ||W_dec[i]|| "
-                               "(otherwise the SAE shrinks z and grows W_dec to dodge the penalty).")
-            if abs(got_f - float((x_hat - x).pow(2).mean() + coeff * (z * W_dec.norm(dim=1)).sum(-1).mean())) < 1e-4 * max(1.0, abs(got_f)):
-                raise Mismatch("your squared error is averaged over d_in too: sum it over d_in, then average over the batch.")
+                raise Mismatch(
+                    "your L1 term ignores the decoder norms: weight each |z_i| by ||W_dec[i]|| "
+                    "(otherwise the SAE shrinks z and grows W_dec to dodge the penalty)."
+                )
+            if abs(
+                got_f - float((x_hat - x).pow(2).mean() + coeff * (z * W_dec.norm(dim=1)).sum(-1).mean())
+            ) < 1e-4 * max(1.0, abs(got_f)):
+                raise Mismatch(
+                    "your squared error is averaged over d_in too: sum it over d_in, then average over the batch."
+                )
             if abs(got_f - float(mse)) < 1e-4 * max(1.0, abs(got_f)):
                 raise Mismatch("your loss has no sparsity penalty: add l1_coeff * mean_b sum_i z_i ||W_dec[i]||.")
         if not isinstance(got, Tensor) or got.numel() != 1:
-            raise Mismatch(f"expected a scalar tensor (so that .backward() works), got "
-                           f"{type(got).__name__ if not isinstance(got, Tensor) else tuple(got.shape)}.")
-        compare(got.reshape(()), want, f"the loss with l1_coeff={coeff}",
-                hint="loss = mean over rows of sum_d (x_hat - x)^2 + l1_coeff * mean over rows of sum_i z_i ||W_dec[i]||.")
+            raise Mismatch(
+                f"expected a scalar tensor (so that .backward() works), got "
+                f"{type(got).__name__ if not isinstance(got, Tensor) else tuple(got.shape)}."
+            )
+        compare(
+            got.reshape(()),
+            want,
+            f"the loss with l1_coeff={coeff}",
+            hint="loss = mean over rows of sum_d (x_hat - x)^2 + l1_coeff * mean over rows of sum_i z_i ||W_dec[i]||.",
+        )
 
 
 @exercise("02.4", "Explained variance", reference=S.explained_variance)
@@ -160,14 +195,22 @@ def check_explained_variance(fn):
             raise Mismatch(f"expected a number, got {type(got).__name__}.") from None
         about_zero = 1 - float((x - x_hat).pow(2).sum() / x.pow(2).sum())
         if abs(got_f - about_zero) < 1e-4:
-            raise Mismatch("you divided by the variance about zero (sum of x^2): subtract the mean of x over rows first. "
-                           "This was SAELens's own bug until PR #665, and it inflates the score when x has a large mean.")
+            raise Mismatch(
+                "you divided by the variance about zero (sum of x^2): subtract the mean of x over rows first. "
+                "This was SAELens's own bug until PR #665, and it inflates the score when x has a large mean."
+            )
         per_dim = float((1 - (x - x_hat).pow(2).sum(0) / (x - x.mean(0)).pow(2).sum(0)).mean())
         if abs(got_f - per_dim) < 1e-4:
-            raise Mismatch("you averaged a per-dimension ratio: divide the total squared error by the total variance "
-                           "(sums over rows and dimensions), then take 1 minus it.")
-        compare(got_f, want, "the explained variance",
-                hint="1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2, the mean taken over rows (dim 0).")
+            raise Mismatch(
+                "you averaged a per-dimension ratio: divide the total squared error by the total variance "
+                "(sums over rows and dimensions), then take 1 minus it."
+            )
+        compare(
+            got_f,
+            want,
+            "the explained variance",
+            hint="1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2, the mean taken over rows (dim 0).",
+        )
 
 
 @exercise("02.5", "One training step", reference=training_step)
@@ -187,15 +230,29 @@ def check_training_step(fn):
         if not torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
             raise Mismatch("the decoder rows no longer have unit norm: call sae.normalize_decoder() after the step.")
         if not torch.allclose(mine.W_dec.detach(), ref.W_dec.detach(), atol=1e-4):
-            raise Mismatch("the decoder differs from the reference: before optimizer.step(), remove the part of "
-                           "the gradient parallel to each decoder row (sae.remove_parallel_grad()), and call "
-                           "optimizer.zero_grad() every step.")
+            raise Mismatch(
+                "the decoder differs from the reference: before optimizer.step(), remove the part of "
+                "the gradient parallel to each decoder row (sae.remove_parallel_grad()), and call "
+                "optimizer.zero_grad() every step."
+            )
         for name in ("W_enc", "b_enc", "b_dec"):
-            compare(getattr(mine, name).detach(), getattr(ref, name).detach(), f"{name} after three steps",
-                    atol=1e-4, rtol=1e-3, hint="zero the gradients before backward, one optimizer.step() per call.")
+            compare(
+                getattr(mine, name).detach(),
+                getattr(ref, name).detach(),
+                f"{name} after three steps",
+                atol=1e-4,
+                rtol=1e-3,
+                hint="zero the gradients before backward, one optimizer.step() per call.",
+            )
         for got, want in zip(got_losses, want_losses):
-            compare(got, want, "the returned loss", atol=1e-4, rtol=1e-4,
-                    hint="return the loss computed before the step (a Python float: loss.item()).")
+            compare(
+                got,
+                want,
+                "the returned loss",
+                atol=1e-4,
+                rtol=1e-4,
+                hint="return the loss computed before the step (a Python float: loss.item()).",
+            )
 
 
 @exercise("02.6", "Correlate latents with a label", reference=latent_label_correlation)
@@ -212,6 +269,12 @@ def check_latent_label_correlation(fn):
         if isinstance(got, Tensor) and got.shape == want.shape:
             raw = (z * labels[:, None].float()).mean(0)
             if _close(got, raw):
-                raise Mismatch("you returned a raw product: centre both z and labels, then divide by their standard deviations.")
-        compare(got, want, "the correlation of each latent with the label [d_sae]",
-                hint="Pearson r per column: sum((z - mean z)(y - mean y)) / sqrt(sum (z - mean z)^2 * sum (y - mean y)^2).")
+                raise Mismatch(
+                    "you returned a raw product: centre both z and labels, then divide by their standard deviations."
+                )
+        compare(
+            got,
+            want,
+            "the correlation of each latent with the label [d_sae]",
+            hint="Pearson r per column: sum((z - mean z)(y - mean y)) / sqrt(sum (z - mean z)^2 * sum (y - mean y)^2).",
+        )

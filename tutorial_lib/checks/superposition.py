@@ -31,7 +31,9 @@ def check_generate_batch(fn):
         x = _rng_kept(lambda p=p: call_student(fn, n_batch, p, n_feat))
         if not isinstance(x, torch.Tensor) or tuple(x.shape) != (n_batch, len(p), n_feat):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise Mismatch(f"expected a tensor of shape {(n_batch, len(p), n_feat)} [batch, instances, features], got {got}.")
+            raise Mismatch(
+                f"expected a tensor of shape {(n_batch, len(p), n_feat)} [batch, instances, features], got {got}."
+            )
         if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
             raise Mismatch(f"values must lie in [0, 1], got {x.min().item():.3g} to {x.max().item():.3g}.")
         on = x > 0
@@ -85,9 +87,13 @@ def check_toy_model_forward(fn):
                 raise Mismatch("your output matches the model without its bias: add b before the ReLU.")
             if torch.allclose(got, torch.relu(sp.toy_model_forward(W, b, x, output="linear") - b) + 0 * b, atol=1e-5):
                 raise Mismatch("add b before the ReLU, not after.")
-        compare(got, want, "x' = ReLU(W^T W x + b)",
-                hint="Per instance: h = x @ W[i] ([batch, hidden]), then h @ W[i].T + b[i]. "
-                     "With einsum: 'batch inst feat, inst feat hidden -> batch inst hidden' and back.")
+        compare(
+            got,
+            want,
+            "x' = ReLU(W^T W x + b)",
+            hint="Per instance: h = x @ W[i] ([batch, hidden]), then h @ W[i].T + b[i]. "
+            "With einsum: 'batch inst feat, inst feat hidden -> batch inst hidden' and back.",
+        )
 
 
 @exercise("01.3", "The importance-weighted loss", reference=sp.importance_weighted_loss)
@@ -102,11 +108,17 @@ def check_importance_weighted_loss(fn):
         want = sp.importance_weighted_loss(out, x, importance)
         if isinstance(got, torch.Tensor) and got.shape == want.shape and not torch.allclose(got, want, atol=1e-5):
             if torch.allclose(got, ((x - out) ** 2).mean(dim=(0, 2)), atol=1e-5):
-                raise Mismatch("your loss ignores the importance: multiply each squared error by importance[inst, feat].")
+                raise Mismatch(
+                    "your loss ignores the importance: multiply each squared error by importance[inst, feat]."
+                )
             if torch.allclose(got, want * n_feat, atol=1e-5):
                 raise Mismatch("your loss is n_features times too large: take the mean over features, not the sum.")
-        compare(got, want, "the loss per instance",
-                hint="Average importance * (x - out)^2 over the batch and feature dimensions; keep one value per instance.")
+        compare(
+            got,
+            want,
+            "the loss per instance",
+            hint="Average importance * (x - out)^2 over the batch and feature dimensions; keep one value per instance.",
+        )
 
 
 @exercise("01.4", "Per-feature dimensionality", reference=sp.feature_dimensionality)
@@ -118,19 +130,32 @@ def check_feature_dimensionality(fn):
         want = sp.feature_dimensionality(W)
         if isinstance(got, torch.Tensor) and got.shape == want.shape and not torch.allclose(got, want, atol=1e-4):
             raw = torch.einsum("ifh,ijh->ifj", W, W).pow(2).sum(-1)
-            if torch.allclose(got, W.pow(2).sum(-1) ** 2 / raw, atol=1e-4) or torch.allclose(got, W.pow(2).sum(-1) / raw, atol=1e-4):
+            if torch.allclose(got, W.pow(2).sum(-1) ** 2 / raw, atol=1e-4) or torch.allclose(
+                got, W.pow(2).sum(-1) / raw, atol=1e-4
+            ):
                 raise Mismatch("in the denominator use the unit vector W_i / ||W_i|| dotted with W_j, not W_i itself.")
             W_hat = W / W.norm(dim=-1, keepdim=True)
             overlaps = torch.einsum("ifh,ijh->ifj", W_hat, W).pow(2)
             no_self = overlaps.sum(-1) - overlaps.diagonal(dim1=-2, dim2=-1)
             if torch.allclose(got, W.pow(2).sum(-1) / no_self, atol=1e-4):
                 raise Mismatch("the sum over j includes j = i (the feature itself): that is what keeps D_i <= 1.")
-        compare(got, want, "D_i for every instance and feature",
-                hint="D_i = ||W_i||^2 / sum_j (W_i_hat . W_j)^2, with W_i the row of feature i in W[inst] ([features, hidden]).")
-    pentagon = torch.stack([torch.cos(torch.arange(5) * 2 * math.pi / 5), torch.sin(torch.arange(5) * 2 * math.pi / 5)], -1)
+        compare(
+            got,
+            want,
+            "D_i for every instance and feature",
+            hint="D_i = ||W_i||^2 / sum_j (W_i_hat . W_j)^2, with W_i the row of feature i in W[inst] ([features, hidden]).",
+        )
+    pentagon = torch.stack(
+        [torch.cos(torch.arange(5) * 2 * math.pi / 5), torch.sin(torch.arange(5) * 2 * math.pi / 5)], -1
+    )
     got = call_student(fn, pentagon[None])
-    compare(got, torch.full((1, 5), 0.4), "D_i of a regular pentagon (each feature owns 2/5 of a dimension)",
-            atol=1e-4, hint="Square the dot products before summing.")
+    compare(
+        got,
+        torch.full((1, 5), 0.4),
+        "D_i of a regular pentagon (each feature owns 2/5 of a dimension)",
+        atol=1e-4,
+        hint="Square the dot products before summing.",
+    )
 
 
 def _phase_cases(g: torch.Generator, n: int) -> torch.Tensor:
@@ -160,5 +185,9 @@ def check_classify_two_feature_solution(fn):
                         f"'{name}' (code {code}), you answered code {int(got[k])}. Compare the norms |W_i| "
                         "with the threshold; the sign of W does not matter, and superposition means both are represented."
                     )
-        compare(got, want, "the phase codes",
-                hint="Return a long tensor [instances] with codes 0, 1, 2 in the order of PHASES.")
+        compare(
+            got,
+            want,
+            "the phase codes",
+            hint="Return a long tensor [instances] with codes 0, 1, 2 in the order of PHASES.",
+        )

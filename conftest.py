@@ -15,6 +15,20 @@ import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["TUTORIAL_THREADS"]))  # 2-thread ops on a shared 2-core box ran 10-100x slower
 
+from nbval.plugin import IPyNbCell  # noqa: E402
+
+from tests.nbval_numbers import align_numbers  # noqa: E402
+
+_compare_outputs = IPyNbCell.compare_outputs
+
+
+def _compare_at_printed_precision(self, test, ref, skip_compare=None):
+    """nbval's comparison, after numbers within one unit of their last compared digit are aligned."""
+    return _compare_outputs(self, align_numbers(test, ref), ref, skip_compare)
+
+
+IPyNbCell.compare_outputs = _compare_at_printed_precision
+
 collect_ignore_glob = ["chapters/*", ".venv*/*", "benchmarks/*"]
 
 

@@ -47,7 +47,7 @@ from .metrics import (
     loss_recovered,
     shared_latent_fraction,
 )
-from .sparse import topk_decode_sparse, topk_encode_sparse, use_sparse_topk
+from .sparse import gather_latents, topk_decode_sparse, topk_encode_sparse, use_sparse_topk
 from .synthetic import feature_frequencies, synthetic_activations
 from .training import TrainHistory, default_dead_window, train_sae, training_step
 
@@ -69,6 +69,7 @@ __all__ = [
     "explained_variance",
     "feature_frequencies",
     "feature_recovery",
+    "gather_latents",
     "l0_norm",
     "latent_label_correlation",
     "load_sae",

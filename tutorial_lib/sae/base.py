@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..validation import TutorialInputError, expect_dtype, expect_ndim, expect_shape
 from .sparse import gather_latents, topk_decode_sparse
 
-__all__ = ["SAE", "LossOutput", "TrainForward"]
+__all__ = ["SAE", "LossOutput"]
 
 
 @dataclass

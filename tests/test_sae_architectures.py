@@ -60,7 +60,7 @@ def test_decoder_weighted_l1_is_the_relu_penalty():
     z = torch.randn(5, 12, generator=gen).relu()
     norms = m.W_dec.detach().norm(dim=1)
     want = sum(float(z[b, i]) * float(norms[i]) for b in range(5) for i in range(12)) / 5
-    assert float(S.decoder_weighted_l1(z, m.W_dec)) == pytest.approx(want, rel=1e-5)
+    assert float(S.decoder_weighted_l1(z, m.W_dec.detach())) == pytest.approx(want, rel=1e-5)
     # The ReLU penalty reads the codes only: any pre-activations give the same value.
     assert torch.equal(m.penalty(z, torch.randn(5, 12, generator=gen), 1.0), S.decoder_weighted_l1(z, m.W_dec))
 

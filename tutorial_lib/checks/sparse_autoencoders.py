@@ -9,53 +9,11 @@ import torch
 from torch import Tensor
 
 from .. import sae as S
+from ..sae import latent_label_correlation, sae_forward, sae_loss, topk_activation, training_step
 from .core import Mismatch, call_student, compare, exercise
 
-# ---- references with the notebook's signatures (built on the kernel in tutorial_lib.sae)
-
-
-def sae_forward(x: Tensor, W_enc: Tensor, b_enc: Tensor, W_dec: Tensor, b_dec: Tensor) -> tuple[Tensor, Tensor]:
-    """ReLU SAE: z = relu(x @ W_enc + b_enc), x_hat = z @ W_dec + b_dec; returns (z, x_hat)."""
-    sae = S.ReLUSAE(W_enc.shape[0], W_enc.shape[1])
-    with torch.no_grad():
-        for name, value in (("W_enc", W_enc), ("b_enc", b_enc), ("W_dec", W_dec), ("b_dec", b_dec)):
-            getattr(sae, name).copy_(value)
-        z = sae.encode(x)
-        return z, sae.decode(z)
-
-
-def topk_activation(pre: Tensor, k: int) -> Tensor:
-    """Keep the k largest pre-activations of each row (then ReLU); zero elsewhere. Same shape as pre."""
-    return S.TopKSAE(pre.shape[1], pre.shape[1], k=k).activation(pre)
-
-
-def sae_loss(x: Tensor, x_hat: Tensor, z: Tensor, W_dec: Tensor, l1_coeff: float) -> Tensor:
-    """Squared error summed over d_in, mean over the batch, plus l1_coeff * mean_b sum_i z_i ||W_dec_i||."""
-    sae = S.ReLUSAE(W_dec.shape[1], W_dec.shape[0], l1_coeff=l1_coeff, l1_warmup=0.0)
-    with torch.no_grad():
-        sae.W_dec.copy_(W_dec)
-        return (x_hat - x).pow(2).sum(-1).mean() + sae.penalty(z, z, 1.0)
-
-
-def training_step(sae: S.SAE, x: Tensor, optimizer: torch.optim.Optimizer) -> float:
-    """One Adam step on the reconstruction loss of a unit-norm-decoder SAE; returns the loss before the step."""
-    loss = sae.loss(x).loss
-    optimizer.zero_grad()
-    loss.backward()
-    sae.remove_parallel_grad()
-    optimizer.step()
-    sae.normalize_decoder()
-    return loss.item()
-
-
-def latent_label_correlation(z: Tensor, labels: Tensor) -> Tensor:
-    """Pearson correlation of each latent's activation with a label, over rows; 0 for a constant latent."""
-    z, y = z.double(), labels.double()
-    zc, yc = z - z.mean(0), y - y.mean()
-    denom = (zc.pow(2).sum(0) * yc.pow(2).sum()).sqrt()
-    r = (zc * yc[:, None]).sum(0) / denom.clamp_min(1e-30)
-    return torch.where(denom > 1e-12, r, torch.zeros_like(r)).float()
-
+# The references live in the kernel modules (tutorial_lib.sae.architectures, .training, .metrics),
+# with the exercise id in their docstrings.
 
 # ---- helpers
 
@@ -220,7 +178,8 @@ def check_training_step(fn):
         base = S.TopKSAE(6, 12, k=3, seed=seed, sparse=False)
         x = torch.randn(16, 6, generator=g) + 1.0
         ref, mine = copy.deepcopy(base), copy.deepcopy(base)
-        ref.train(), mine.train()
+        ref.train()
+        mine.train()
         opt_ref, opt_mine = torch.optim.Adam(ref.parameters(), lr=1e-2), torch.optim.Adam(mine.parameters(), lr=1e-2)
         want_losses = [training_step(ref, x, opt_ref) for _ in range(3)]
         got_losses = [call_student(fn, mine, x, opt_mine) for _ in range(3)]

@@ -1,0 +1,89 @@
+"""Sparse autoencoders (chapter 02): ReLU (L1), TopK, BatchTopK and JumpReLU; one training loop;
+metrics; synthetic ground truth; SAELens I/O. `from tutorial_lib import sae as S` gives all of it.
+
+Every SAE here computes  pre = x @ W_enc + b_enc,  z = activation(pre),  x_hat = z @ W_dec + b_dec
+with W_enc [d_in, d_sae] and W_dec [d_sae, d_in] (SAELens's layout and key names). The input is not
+shifted by b_dec before encoding (SAELens's `apply_b_dec_to_input=False`); SAEs saved with the shift
+are folded into b_enc on load.
+
+The TopK SAE has a sparse path (`TopKSAE.sparse`) that never builds the dense [batch, d_sae] code:
+the encoder matmul stays dense, but top-k selection, the encoder backward and the whole decoder run on
+the k selected latents per row (gathers, `F.embedding_bag`, `torch.sparse.mm`). `use_sparse_topk`
+says when it pays.
+
+Modules, after SAELens's split:
+    sparse         the sparse TopK autograd kernels and the rule for when they pay
+    base           the SAE base class: encode/decode, the loss with AuxK, decoder norms
+    architectures  ReLUSAE, TopKSAE, BatchTopKSAE, JumpReLUSAE, make_sae
+    training       train_sae, TrainHistory, default_dead_window
+    metrics        explained_variance, l0_norm, evaluate, loss_recovered, feature_recovery, ...
+    synthetic      synthetic_activations, feature_frequencies
+    io             save_sae, load_sae (SAELens 6.x format)
+"""
+
+from __future__ import annotations
+
+from .architectures import (
+    ARCHITECTURES,
+    BatchTopKSAE,
+    JumpReLUSAE,
+    ReLUSAE,
+    TopKSAE,
+    decoder_weighted_l1,
+    make_sae,
+    sae_forward,
+    sae_loss,
+    topk_activation,
+)
+from .base import SAE, LossOutput
+from .io import CFG_FILE, WEIGHTS_FILE, load_sae, save_sae
+from .metrics import (
+    SAEEval,
+    evaluate,
+    explained_variance,
+    feature_recovery,
+    l0_norm,
+    latent_label_correlation,
+    loss_recovered,
+    shared_latent_fraction,
+)
+from .sparse import gather_latents, topk_decode_sparse, topk_encode_sparse, use_sparse_topk
+from .synthetic import feature_frequencies, synthetic_activations
+from .training import TrainHistory, default_dead_window, train_sae, training_step
+
+__all__ = [
+    "ARCHITECTURES",
+    "CFG_FILE",
+    "SAE",
+    "WEIGHTS_FILE",
+    "BatchTopKSAE",
+    "JumpReLUSAE",
+    "LossOutput",
+    "ReLUSAE",
+    "SAEEval",
+    "TopKSAE",
+    "TrainHistory",
+    "decoder_weighted_l1",
+    "default_dead_window",
+    "evaluate",
+    "explained_variance",
+    "feature_frequencies",
+    "feature_recovery",
+    "gather_latents",
+    "l0_norm",
+    "latent_label_correlation",
+    "load_sae",
+    "loss_recovered",
+    "make_sae",
+    "sae_forward",
+    "sae_loss",
+    "save_sae",
+    "shared_latent_fraction",
+    "synthetic_activations",
+    "topk_activation",
+    "topk_decode_sparse",
+    "topk_encode_sparse",
+    "train_sae",
+    "training_step",
+    "use_sparse_topk",
+]

@@ -12,6 +12,7 @@ from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
 from tutorial_lib import attention as A
+from tutorial_lib import hooks
 from tutorial_lib.validation import TutorialInputError
 
 
@@ -264,8 +265,8 @@ def test_dla_sums_to_logit(device, models, ln):
     # the other components of the residual stream, through the same frozen LayerNorm
     rows = torch.arange(3, device=device)
     rest = cache["hook_embed"][rows, pos] + cache["hook_pos_embed"][rows, pos] + model.b_O.sum(0)
-    rest = A._final_ln(model, cache, rest, (rows, pos))
-    rest = (rest * model.W_U[:, answer].T).sum(-1)
+    rest = hooks.apply_final_norm(model, cache, rest, (rows, pos))
+    rest = (rest * hooks.logit_directions(model, answer)).sum(-1)
     bias = model.W_U[:, answer].T @ model.ln_final.b if ln == "LN" else 0.0
     total = dla.sum((1, 2)) + rest + bias + model.b_U[answer]
     assert torch.allclose(total, logits[rows, pos, answer], atol=1e-4)

@@ -22,10 +22,11 @@ attribution are the base layer's (`tutorial_lib.hooks`); `direct_logit_attributi
 from __future__ import annotations
 
 from ..hooks import ABLATIONS, direct_logit_attribution
-from .ablation import ablated_loss, ablation_losses, circuit_coverage, repeat_losses, token_losses
+from .ablation import AblationLosses, ablated_loss, ablation_losses, circuit_coverage, repeat_losses, token_losses
 from .circuits import (
     circuit_weights,
     copying_score,
+    dense,
     full_ov_circuit,
     full_qk_circuit,
     ov_circuit,
@@ -56,6 +57,7 @@ from .scores import (
 __all__ = [
     "ABLATIONS",
     "COMPOSITION_KINDS",
+    "AblationLosses",
     "SCORE_KINDS",
     "InductionMonitor",
     "Transition",
@@ -69,6 +71,7 @@ __all__ = [
     "composition_scores",
     "copying_score",
     "current_token_score",
+    "dense",
     "direct_logit_attribution",
     "duplicate_token_score",
     "full_ov_circuit",

@@ -4,7 +4,7 @@ circuit (its coverage) (chapter 05). The ablation itself is `hooks.head_ablation
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from jaxtyping import Float, Int
@@ -39,10 +39,17 @@ def repeat_losses(
     }
 
 
+class AblationLosses(TypedDict):
+    """`ablation_losses`' result: per-head losses [n_layers, n_heads] and the clean model's. Chapter 05: induction heads."""
+
+    first: Tensor
+    repeated: Tensor
+    clean_first: float
+    clean_repeated: float
+
+
 @torch.no_grad()
-def ablation_losses(
-    model, tokens: Any, kind: str = "zero", period: int | Tensor | None = None
-) -> dict[str, Float[Tensor, "layer head"] | float]:
+def ablation_losses(model, tokens: Any, kind: str = "zero", period: int | Tensor | None = None) -> AblationLosses:
     """Ablate one head at a time (hook_z set to zero, or to its mean over the batch at each position) and
     return the losses: {"first", "repeated"} [n_layers, n_heads], plus "clean_first", "clean_repeated".
 

@@ -180,7 +180,7 @@ def component_logit_attribution(
 
 
 def _dla_index(answer, pos, batch: int, n_pos: int, device) -> tuple[tuple, Tensor]:
-    """Validate (answer, pos) and return the cache index and the answers at it."""
+    """Validate (answer, pos) and return the cache index and the answers at it. Chapter 05: induction heads."""
     if isinstance(answer, Tensor) and answer.ndim == 2:
         expect_dtype(answer, "int", "answer")
         expect_shape(answer, (batch, n_pos), "answer", "[batch, pos]")

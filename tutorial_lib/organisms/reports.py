@@ -20,7 +20,7 @@ from .recipes import UNSEEN_PERIODS, induction_batch, unseen_period_batch
 
 
 def _masked_mean(x: Tensor, mask: Tensor) -> float:
-    """Mean of x over the positions where mask is True."""
+    """Mean of x over the positions where mask is True. Chapter 05: induction heads (the induction-2l card)."""
     return float((x * mask).sum() / mask.sum())
 
 
@@ -176,7 +176,7 @@ def facts_report(model) -> dict:
 
 
 def _measure_induction(model) -> dict:
-    """The induction-2l card: induction_report."""
+    """The induction-2l card: induction_report. Chapter 05: induction heads."""
     return induction_report(model)
 
 
@@ -192,12 +192,12 @@ def _third_name_report(model) -> dict:
 
 
 def _measure_ioi(model) -> dict:
-    """The ioi-3l card: IOI accuracy, third-name prompts, heads."""
+    """The ioi-3l card: IOI accuracy, third-name prompts, heads. Chapter 04: activation patching."""
     return {**ioi_report(model), **_third_name_report(model), **ioi_heads_report(model)}
 
 
 def _measure_toy_lm(model) -> dict:
-    """The toy-lm card: the ioi-3l measurements plus brackets and facts."""
+    """The toy-lm card: the ioi-3l measurements plus brackets and facts. Chapters 03, 04 and 06."""
     return {**_measure_ioi(model), **bracket_report(model), **facts_report(model)}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from attention_models import model_getter
 from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
@@ -13,7 +14,7 @@ from tutorial_lib import hooks
 from tutorial_lib.validation import TutorialInputError
 
 
-def _model(device, seed=0):
+def _model(device, seed=0, norm="LN"):
     cfg = TransformerBridgeConfig(
         n_layers=2,
         d_model=32,
@@ -22,12 +23,12 @@ def _model(device, seed=0):
         d_mlp=64,
         d_vocab=23,
         n_ctx=16,
-        normalization_type="LN",
+        normalization_type=norm,
         act_fn="gelu",
         seed=seed,
         device=str(device),
     )
-    model = TransformerBridge.boot_native(cfg)
+    model = TransformerBridge.boot_native(cfg)  # pyright: ignore[reportAttributeAccessIssue]
     model.eval()
     return model
 
@@ -70,11 +71,13 @@ def test_ablating_a_head_equals_zeroing_its_output_weights(device):
     assert ablated != pytest.approx(model(tokens, return_type="loss").item(), abs=1e-5)
 
 
-def test_component_attribution_sums_to_the_logit(device):
-    model = _model(device)
+@pytest.mark.parametrize("norm", ["LN", "RMS"])
+def test_component_attribution_sums_to_the_logit(device, norm):
+    model = _model(device, norm=norm)
     with torch.no_grad():  # a trained LayerNorm has a gain and a bias: a fresh one (1 and 0) would hide their terms
         model.ln_final.w.uniform_(0.5, 1.5)
-        model.ln_final.b.normal_()
+        if norm == "LN":
+            model.ln_final.b.normal_()
     tokens = torch.randint(0, 23, (4, 8), device=device)
     logits, cache = model.run_with_cache(tokens)
     answers = torch.randint(0, 23, (4,), device=device)
@@ -89,3 +92,59 @@ def test_bad_input_says_what_was_expected():
         hooks.per_token_loss(torch.randn(3, 4), torch.zeros(3, 4, dtype=torch.long))
     with pytest.raises(TutorialInputError, match="same shape"):
         hooks.attention_pattern(torch.randn(1, 3, 2, 4), torch.randn(1, 4, 2, 4))
+
+
+@pytest.fixture(scope="module")
+def models():
+    """Attention-only models with non-trivial norm weights and biases (see attention_models)."""
+    return model_getter()
+
+
+def test_head_ablation_hook_zero_mean_and_given_values():
+    z = torch.randn(3, 5, 4, 2, generator=torch.Generator().manual_seed(0))
+    before = z.clone()
+    out = hooks.head_ablation_hook([1, 3])(z, None)
+    assert torch.equal(z, before), "the hook edits a copy"
+    assert (out[:, :, [1, 3]] == 0).all() and torch.equal(out[:, :, [0, 2]], z[:, :, [0, 2]])
+    mean = hooks.head_ablation_hook(2, "mean")(z, None)
+    torch.testing.assert_close(mean[:, :, 2], z[:, :, 2].mean(0, keepdim=True).expand(3, -1, -1))
+    assert torch.equal(mean[:, :, [0, 1, 3]], z[:, :, [0, 1, 3]])
+    given = torch.randn(1, 5, 4, 2)
+    out = hooks.head_ablation_hook([0], given)(z, None)
+    assert torch.equal(out[:, :, 0], given[:, :, 0].expand(3, -1, -1)) and torch.equal(out[:, :, 1:], z[:, :, 1:])
+    with pytest.raises(TutorialInputError, match="replacement"):
+        hooks.head_ablation_hook(0, "resample")
+
+
+@pytest.mark.parametrize("ln", ["LN", "RMS"])
+def test_dla_sums_to_logit(device, models, ln):
+    model = models(device, ln)
+    toks = torch.randint(0, 20, (3, 9), generator=torch.Generator().manual_seed(2)).to(device)
+    logits, cache = model.run_with_cache(toks)
+    answer = torch.tensor([4, 7, 11], device=device)
+    pos = torch.tensor([8, 3, 5], device=device)
+    dla = hooks.direct_logit_attribution(model, cache, answer, pos)
+    assert dla.shape == (3, 2, 3)
+    # the other components of the residual stream, through the same frozen LayerNorm
+    rows = torch.arange(3, device=device)
+    rest = cache["hook_embed"][rows, pos] + cache["hook_pos_embed"][rows, pos] + model.b_O.sum(0)
+    rest = hooks.apply_final_norm(model, cache, rest, (rows, pos))
+    rest = (rest * hooks.logit_directions(model, answer)).sum(-1)
+    bias = model.W_U[:, answer].T @ model.ln_final.b if ln == "LN" else 0.0
+    total = dla.sum((1, 2)) + rest + bias + model.b_U[answer]
+    assert torch.allclose(total, logits[rows, pos, answer], atol=1e-4)
+    # every position at once agrees with one position at a time
+    every = hooks.direct_logit_attribution(model, cache, toks.roll(-1, dims=1))
+    assert torch.allclose(
+        every[rows, pos], hooks.direct_logit_attribution(model, cache, toks.roll(-1, 1)[rows, pos], pos)
+    )
+
+
+def test_dla_of_a_logit_difference_is_the_difference(device, models):
+    model = models(device, "RMS")
+    toks = torch.randint(0, 20, (3, 9), generator=torch.Generator().manual_seed(4)).to(device)
+    _, cache = model.run_with_cache(toks)
+    right, wrong = torch.tensor([4, 7, 11], device=device), torch.tensor([1, 2, 3], device=device)
+    diff = hooks.direct_logit_attribution(model, cache, right, -1, wrong=wrong)
+    want = hooks.direct_logit_attribution(model, cache, right) - hooks.direct_logit_attribution(model, cache, wrong)
+    torch.testing.assert_close(diff, want, atol=1e-5, rtol=1e-5)

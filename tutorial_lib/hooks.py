@@ -1,24 +1,39 @@
-"""Hooks and caches, the basic moves of TransformerLens: next-token loss, attention recomputed
-from queries and keys, reading patterns by offset, ablating a head, and splitting a logit into
-what each component of the residual stream wrote."""
+"""Hooks and caches, the basic moves of TransformerLens (chapter 00): next-token loss, attention
+recomputed from queries and keys, reading patterns by offset, ablating a head, and splitting a logit
+into what each component of the residual stream (or each head) wrote.
+
+This is the base layer: the kernels (`attention`, `patching`, ...) and the organisms' reports build
+their head ablations and direct logit attributions on `head_ablation_hook`, `apply_final_norm` and
+`logit_directions` here; this module imports no other kernel."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import einops
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.ActivationCache import ActivationCache
+from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPrivateImportUsage]
 
-from .validation import TutorialInputError, expect_dtype, expect_ndim, expect_range
+from .validation import (
+    TutorialInputError,
+    expect_choice,
+    expect_dtype,
+    expect_ndim,
+    expect_range,
+    expect_shape,
+)
 
 
 def per_token_loss(
     logits: Float[Tensor, "batch pos vocab"], tokens: Int[Tensor, "batch pos"]
 ) -> Float[Tensor, "batch pos_minus_1"]:
-    """Cross-entropy of predicting tokens[:, i+1] from logits[:, i] (the last position predicts nothing)."""
+    """Cross-entropy of predicting tokens[:, i+1] from logits[:, i] (the last position predicts nothing).
+
+    Exercise 00.1. Chapter 00: foundations."""
     expect_ndim(logits, 3, "logits", "[batch, pos, vocab]")
     expect_ndim(tokens, 2, "tokens", "[batch, pos]")
     if logits.shape[:2] != tokens.shape:
@@ -32,7 +47,9 @@ def per_token_loss(
 def attention_pattern(
     q: Float[Tensor, "batch pos head d_head"], k: Float[Tensor, "batch pos head d_head"]
 ) -> Float[Tensor, "batch head q_pos k_pos"]:
-    """softmax(q k^T / sqrt(d_head)) with the causal mask: what `hook_pattern` holds."""
+    """softmax(q k^T / sqrt(d_head)) with the causal mask: what `hook_pattern` holds.
+
+    Exercise 00.2. Chapter 00: foundations."""
     expect_ndim(q, 4, "q", "[batch, pos, head, d_head]")
     expect_ndim(k, 4, "k", "[batch, pos, head, d_head]")
     if q.shape != k.shape:
@@ -44,26 +61,102 @@ def attention_pattern(
 
 
 def attention_by_offset(pattern: Float[Tensor, "batch head q_pos k_pos"], offset: int) -> Float[Tensor, " head"]:
-    """Mean attention from each position to the position `offset` before it (1: the previous token)."""
+    """Mean attention from each position to the position `offset` before it (1: the previous token).
+
+    Exercise 00.3. Chapter 00: foundations."""
     expect_ndim(pattern, 4, "pattern", "[batch, head, q_pos, k_pos]")
     expect_range(offset, "offset", 0, pattern.shape[-1] - 1)
     diagonal = pattern.diagonal(offset=-offset, dim1=-2, dim2=-1)  # [batch, head, q_pos - offset]
     return diagonal.mean(dim=(0, -1))
 
 
+# --------------------------------------------------------------------------- ablating heads
+
+ABLATIONS = ("zero", "mean")
+
+
+def head_ablation_hook(heads: int | Sequence[int], replacement: str | Tensor = "zero"):
+    """The one head-ablation hook: for `blocks.{l}.attn.hook_z`, replace the listed heads' outputs.
+
+    replacement "zero" sets them to 0; "mean" to their mean over the batch at each position (of the z
+    the hook receives); a tensor [1 or batch, pos, head, d_head] (e.g. means from a clean run) is copied
+    in. The hook edits a copy of z, so the cache of an earlier run is left alone.
+    Chapter 00: foundations (used again in chapters 04 and 05 and by the organisms' reports).
+    """
+    if isinstance(replacement, str):
+        expect_choice(replacement, ABLATIONS, "replacement")
+
+    def hook(z: Float[Tensor, "batch pos head d_head"], hook) -> Float[Tensor, "batch pos head d_head"]:  # noqa: ARG001 - TransformerLens passes the hook point
+        z = z.clone()
+        if isinstance(replacement, Tensor):
+            z[:, :, heads] = replacement[:, :, heads].expand_as(z[:, :, heads])
+        elif replacement == "zero":
+            z[:, :, heads] = 0.0
+        else:
+            z[:, :, heads] = z[:, :, heads].mean(dim=0, keepdim=True)
+        return z
+
+    return hook
+
+
 def ablate_head_loss(model, tokens: Int[Tensor, "batch pos"], layer: int, head: int) -> float:
-    """The model's mean next-token loss with one head's output (its hook_z) set to zero."""
+    """The model's mean next-token loss with one head's output (its hook_z) set to zero.
+
+    Exercise 00.4. Chapter 00: foundations."""
     expect_dtype(expect_ndim(tokens, 2, "tokens", "[batch, pos]"), "int", "tokens")
     expect_range(layer, "layer", 0, model.cfg.n_layers - 1)
     expect_range(head, "head", 0, model.cfg.n_heads - 1)
-
-    def zero_head(z: Float[Tensor, "batch pos head d_head"], hook) -> Float[Tensor, "batch pos head d_head"]:
-        z[:, :, head] = 0.0
-        return z
-
     with torch.no_grad():
-        loss = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(f"blocks.{layer}.attn.hook_z", zero_head)])
+        loss = model.run_with_hooks(
+            tokens, return_type="loss", fwd_hooks=[(get_act_name("z", layer), head_ablation_hook(head))]
+        )
     return loss.item()
+
+
+# --------------------------------------------------------------------------- direct logit attribution
+
+
+def norm_gain(norm_module) -> Tensor | None:
+    """A norm module's gain `w` (LayerNorm, RMSNorm), or None: no module, or a norm without a gain (LNPre).
+
+    Chapter 00: foundations."""
+    w = getattr(norm_module, "w", None) if norm_module is not None else None
+    return w if isinstance(w, Tensor) else None
+
+
+def apply_final_norm(model, cache, x: Float[Tensor, "*index extra d_model"], index: tuple) -> Tensor:
+    """The final norm as the linear map it is once its scale is frozen at the cached value.
+
+    x holds residual-stream pieces read at the cache positions `index` (leading dims of x match
+    cache["ln_final.hook_scale"][index] without its last axis; more axes may follow before d_model).
+    LayerNorm ("LN", "LNPre") centres each piece, every norm ("LN", "LNPre", "RMS", "RMSPre") divides
+    by the cached scale; no norm leaves x as it is. The gain is left to `logit_directions`.
+    Chapter 00: foundations (the basis of direct logit attribution in chapters 04 and 05)."""
+    kind = getattr(model.cfg, "normalization_type", None)
+    if kind in ("LN", "LNPre"):
+        x = x - x.mean(dim=-1, keepdim=True)
+    if kind is None:
+        return x
+    name = "ln_final.hook_scale"
+    if name not in cache:
+        raise TutorialInputError(f"the cache holds no {name}: run the model without a names_filter (or keep it).")
+    scale = cache[name][index]  # [*index, 1]
+    while scale.ndim < x.ndim:
+        scale = scale.unsqueeze(-2)
+    return x / scale
+
+
+def logit_directions(
+    model, answer: Int[Tensor, "..."], wrong: Int[Tensor, "..."] | None = None
+) -> Float[Tensor, "... d_model"]:
+    """The residual-stream direction each answer's logit reads after the final norm: gain * W_U[:, answer]
+    (minus the wrong answer's, for a logit difference). Chapter 00: foundations."""
+    w_u = model.W_U
+    directions = w_u[:, answer] if wrong is None else w_u[:, answer] - w_u[:, wrong]
+    gain = norm_gain(getattr(model, "ln_final", None))
+    if gain is not None:
+        directions = gain.reshape(-1, *([1] * (directions.ndim - 1))) * directions
+    return einops.rearrange(directions, "d_model ... -> ... d_model")
 
 
 def component_logit_attribution(
@@ -72,16 +165,66 @@ def component_logit_attribution(
     """Each residual-stream component's direct contribution to the answer's logit at the last position.
 
     Components follow `cache.decompose_resid` (embed, pos_embed, 0_attn_out, 0_mlp_out, ...). The final
-    LayerNorm is linear once its scale is frozen: centre and divide by the cached scale
-    (`apply_ln_to_stack`), multiply by its gain, project onto the answer's unembedding. The terms sum to
-    the logit minus two input-independent constants: the LayerNorm bias's and the unembedding bias's."""
+    norm is linear once its scale is frozen: centre (LayerNorm) and divide by the cached scale, multiply
+    by its gain, project onto the answer's unembedding. The terms sum to the logit minus two
+    input-independent constants (`logit_constant`).
+    Exercise 00.5. Chapter 00: foundations."""
     expect_ndim(answer_tokens, 1, "answer_tokens", "[batch]")
-    stack = cache.decompose_resid(layer=-1, pos_slice=-1)  # [component, batch, d_model]
-    scaled = cache.apply_ln_to_stack(stack, layer=-1, pos_slice=-1)
-    directions = model.ln_final.w[:, None] * model.W_U[:, answer_tokens]  # [d_model, batch]
-    return einops.einsum(scaled, directions, "comp batch d, d batch -> comp batch")
+    stack = cache.decompose_resid(layer=-1, pos_slice=-1, return_labels=False)  # [component, batch, d_model]
+    if not isinstance(stack, Tensor):
+        raise TutorialInputError("cache.decompose_resid returned labels: pass an ActivationCache.")
+    stack = einops.rearrange(stack, "comp batch d -> batch comp d")
+    scaled = apply_final_norm(model, cache, stack, (slice(None), -1))
+    directions = logit_directions(model, answer_tokens)  # [batch, d_model]
+    return einops.einsum(scaled, directions, "batch comp d, batch d -> comp batch")
+
+
+def _dla_index(answer, pos, batch: int, n_pos: int, device) -> tuple[tuple, Tensor]:
+    """Validate (answer, pos) and return the cache index and the answers at it. Chapter 05: induction heads."""
+    if isinstance(answer, Tensor) and answer.ndim == 2:
+        expect_dtype(answer, "int", "answer")
+        expect_shape(answer, (batch, n_pos), "answer", "[batch, pos]")
+        return (slice(None), slice(None)), answer.to(device)
+    if isinstance(answer, int):
+        answer = torch.full((batch,), answer)
+    expect_dtype(answer, "int", "answer")
+    expect_shape(answer, (batch,), "answer", "[batch]")
+    if isinstance(pos, int):
+        expect_range(pos, "pos", -n_pos, n_pos - 1)
+        pos = torch.full((batch,), pos % n_pos)
+    expect_shape(expect_dtype(pos, "int", "pos"), (batch,), "pos", "[batch]")
+    return (torch.arange(batch, device=device), pos.to(device) % n_pos), answer.to(device)
+
+
+def direct_logit_attribution(
+    model,
+    cache,
+    answer: int | Int[Tensor, " batch"] | Int[Tensor, "batch pos"],
+    pos: int | Int[Tensor, " batch"] = -1,
+    wrong: int | Int[Tensor, " batch"] | Int[Tensor, "batch pos"] | None = None,
+) -> Float[Tensor, "batch ... layer head"]:
+    """Each head's direct contribution to the answer's logit: result_h through the final norm (frozen
+    scale, `apply_final_norm`) onto gain * W_U[:, answer]; with `wrong`, to logit(answer) - logit(wrong).
+
+    answer int or [batch] with pos int or [batch] -> [batch, layer, head]; answer [batch, pos] (every position,
+    e.g. tokens[:, 1:] padded) -> [batch, pos, layer, head]. Summed with the embeddings, b_O and the biases
+    of the final norm and the unembedding it gives the logit exactly.
+    Chapter 05: induction heads (also chapter 04's name movers and the organisms' reports)."""
+    z = torch.stack([cache[get_act_name("z", layer)] for layer in range(model.cfg.n_layers)], dim=2)
+    index, ans = _dla_index(answer, pos, z.shape[0], z.shape[1], z.device)
+    wrong_at = None if wrong is None else _dla_index(wrong, pos, z.shape[0], z.shape[1], z.device)[1]
+    z_at = z if isinstance(index[0], slice) else z[index]
+    results = einops.einsum(
+        z_at, model.W_O, "... layer head d_head, layer head d_head d_model -> ... layer head d_model"
+    )
+    results = apply_final_norm(model, cache, results, index)
+    directions = logit_directions(model, ans, wrong_at)  # [*answer_shape, d_model]
+    return einops.einsum(results, directions, "... layer head d_model, ... d_model -> ... layer head")
 
 
 def logit_constant(model, answer_tokens: Int[Tensor, " batch"]) -> Float[Tensor, " batch"]:
-    """The part of each answer's logit that no component writes: final LayerNorm bias plus unembedding bias."""
-    return model.ln_final.b @ model.W_U[:, answer_tokens] + model.b_U[answer_tokens]
+    """The part of each answer's logit that no component writes: final-norm bias (LayerNorm only) plus
+    unembedding bias. Chapter 00: foundations."""
+    out = model.b_U[answer_tokens]
+    bias = getattr(getattr(model, "ln_final", None), "b", None)
+    return out + bias @ model.W_U[:, answer_tokens] if isinstance(bias, Tensor) else out

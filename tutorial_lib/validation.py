@@ -64,3 +64,11 @@ def expect_range(value: float, name: str, low: float | None = None, high: float 
         hi = "inf" if high is None else high
         raise TutorialInputError(f"{name} must lie in [{lo}, {hi}], got {value!r}.")
     return value
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's first parameter: where to put the tokens a kernel feeds it."""
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        raise TutorialInputError("the model has no parameters, so it has no device to put inputs on.") from None

@@ -7,7 +7,7 @@ import functools
 
 import torch
 
-from .. import attention, tasks
+from .. import attention, hooks, tasks
 from .core import Mismatch, call_student, compare, exercise, random_model
 
 
@@ -163,12 +163,7 @@ def check_induction_score(fn):
 # --------------------------------------------------------------------------- 05.4
 
 
-def k_composition(ov_a: torch.Tensor, qk_b: torch.Tensor) -> torch.Tensor:
-    """K-composition of writers OV_a [heads_a, d, d] with readers QK_b [heads_b, d, d]: [heads_a, heads_b]."""
-    return attention.composition_score(ov_a, qk_b.transpose(-2, -1))
-
-
-@exercise("05.4", "K-composition scores", reference=k_composition)
+@exercise("05.4", "K-composition scores", reference=attention.k_composition_score, function_name="k_composition")
 def check_k_composition(fn):
     hint = (
         "the key side reads what OV_a wrote: score = ||OV_a @ QK_b^T||_F / (||OV_a||_F ||QK_b||_F) for every pair "
@@ -180,7 +175,7 @@ def check_k_composition(fn):
         qk_b = torch.randn(3, 6, 3, generator=g) @ torch.randn(3, 3, 6, generator=g)
         compare(
             call_student(fn, ov_a, qk_b),
-            k_composition(ov_a, qk_b),
+            attention.k_composition_score(ov_a, qk_b),
             "the K-composition scores [heads_a, heads_b]",
             hint=hint,
         )
@@ -234,20 +229,13 @@ def _coverage_variant(model, data, circuit) -> float:
     """The equally valid variant of the reference that takes each layer's mean inside the ablated forward
     pass (the reference takes the means from the clean run; in layer 0 both agree)."""
     keep = {tuple(h) for h in circuit}
-    n_heads = model.cfg.n_heads
-
-    def hook(z, hook, layer: int = 0):
-        z = z.clone()
-        for h in range(n_heads):
-            if (layer, h) not in keep:
-                z[:, :, h] = z[:, :, h].mean(dim=0, keepdim=True)
-        return z
-
     with torch.no_grad():
-        hooks = [
-            (f"blocks.{layer}.attn.hook_z", functools.partial(hook, layer=layer)) for layer in range(model.cfg.n_layers)
-        ]
-        loss = attention.token_losses(model.run_with_hooks(data.tokens, fwd_hooks=hooks), data.tokens)
+        hooks_ = []
+        for layer in range(model.cfg.n_layers):
+            others = [h for h in range(model.cfg.n_heads) if (layer, h) not in keep]
+            if others:
+                hooks_.append((f"blocks.{layer}.attn.hook_z", hooks.head_ablation_hook(others, "mean")))
+        loss = attention.token_losses(model.run_with_hooks(data.tokens, fwd_hooks=hooks_), data.tokens)
         clean = attention.ablated_loss(model, data, [])
     drop = clean["first"] - clean["repeated"]
     return (loss[data.first].mean().item() - loss[data.repeated].mean().item()) / drop

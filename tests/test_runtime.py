@@ -10,9 +10,9 @@ import torch
 
 matplotlib.use("Agg")
 
-import tutorial_lib  # noqa: E402
-from tutorial_lib import display, plots  # noqa: E402
-from tutorial_lib.validation import TutorialInputError  # noqa: E402
+import tutorial_lib
+from tutorial_lib import display, plots
+from tutorial_lib.validation import TutorialInputError
 
 
 def test_setup_makes_runs_repeatable(capsys):
@@ -33,13 +33,14 @@ def test_model_setting_defaults_to_organisms(monkeypatch):
 
 @pytest.fixture
 def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
+    def refuse(*_args, **_kwargs):
         raise AssertionError("the display must never probe the network")
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
-def test_inline_mode_sends_the_bundle_once(no_network):
+@pytest.mark.usefixtures("no_network")
+def test_inline_mode_sends_the_bundle_once():
     display.configure(mode="inline")
     view = display.attention_heads(torch.rand(2, 3, 3), ["a", "b", "c"])
     first, second = view._repr_html_(), view._repr_html_()
@@ -48,7 +49,8 @@ def test_inline_mode_sends_the_bundle_once(no_network):
     assert repr(view) == "<AttentionHeads: 2 heads x 3 tokens>"
 
 
-def test_cdn_mode_is_small(no_network):
+@pytest.mark.usefixtures("no_network")
+def test_cdn_mode_is_small():
     display.configure(mode="cdn")
     html = display.colored_tokens(["a", "b"], torch.tensor([0.1, 0.9]))._repr_html_()
     assert len(html) < 2000 and "esm.js" in html

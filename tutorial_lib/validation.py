@@ -64,3 +64,11 @@ def expect_range(value: float, name: str, low: float | None = None, high: float 
         hi = "inf" if high is None else high
         raise TutorialInputError(f"{name} must lie in [{lo}, {hi}], got {value!r}.")
     return value
+
+
+def expect_int_at_least(value: object, name: str, low: int = 1) -> int:
+    """Check `value` is an int >= low (low=1: "a positive int", low=0: "a non-negative int")."""
+    if not isinstance(value, int) or value < low:
+        kind = {1: "a positive int", 0: "a non-negative int"}.get(low, f"an int >= {low}")
+        raise TutorialInputError(f"{name} must be {kind}, got {value!r}.")
+    return value

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import tomllib
 
 from tutorial_lib import notebooks
 from tutorial_lib.checks import all_exercises
@@ -91,6 +90,7 @@ def test_from_script_inserts_setup_cell(tmp_path):
 
 
 def test_repo_url_lives_in_one_place():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((notebooks.ROOT / "pyproject.toml").read_text())
     assert project["project"]["urls"]["Homepage"] == notebooks.REPO_URL
     readme = (notebooks.ROOT / "README.md").read_text()

@@ -72,14 +72,13 @@ def test_organisms_absent_is_a_warning(monkeypatch):
 
 def test_organisms_load_each(monkeypatch):
     fake = types.ModuleType("tutorial_lib.organisms")
-    fake.names = lambda: ["good", "bad"]
 
     def load(name):
         if name == "bad":
             raise FileNotFoundError("model.safetensors")
         return object()
 
-    fake.load = load
+    vars(fake).update(names=lambda: ["good", "bad"], load=load)
     monkeypatch.setitem(sys.modules, "tutorial_lib.organisms", fake)
     checks = {c.name: c for c in prepare.check_organisms()}
     assert checks["organism good"].status == "OK"

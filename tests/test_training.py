@@ -16,7 +16,7 @@ def _tiny_bridge(device, seed=0):
     torch.manual_seed(seed)
     cfg = TransformerBridgeConfig(n_layers=1, d_model=32, n_heads=2, d_head=16, d_vocab=12, n_ctx=16,
                                   attn_only=True, normalization_type="LN", seed=seed, device=str(device))  # fmt: skip
-    return TransformerBridge.boot_native(cfg)
+    return TransformerBridge.boot_native(cfg)  # pyright: ignore[reportAttributeAccessIssue] - attached at import
 
 
 def test_lm_loss_matches_cross_entropy():

@@ -75,18 +75,18 @@ def requirements(root: Path) -> tuple[str, list[str]]:
         dist = metadata.distribution("tutorial_lib")
         reqs = [r for r in (dist.requires or []) if "extra ==" not in r]
         if reqs:
-            return dist.metadata.get("Requires-Python") or FALLBACK_PYTHON, reqs
+            return (dist.metadata.get_all("Requires-Python") or [""])[0] or FALLBACK_PYTHON, reqs
     except metadata.PackageNotFoundError:
         pass
     pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            import tomllib
+    if pyproject.is_file() and sys.version_info >= (3, 11):
+        import tomllib
 
+        try:
             project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
             if project.get("dependencies"):
                 return project.get("requires-python", FALLBACK_PYTHON), list(project["dependencies"])
-        except (ImportError, ValueError):
+        except ValueError:
             pass
     return FALLBACK_PYTHON, list(FALLBACK_REQUIREMENTS)
 
@@ -397,7 +397,9 @@ def run_checks(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tutorial_lib prepare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tutorial_lib prepare", description=(__doc__ or "").split("\n\n")[0]
+    )
     parser.add_argument("--root", type=Path, default=None, help="the repository (default: here, or the package's)")
     parser.add_argument("--quick", action="store_true", help="skip loading the organisms and starting a kernel")
     parser.add_argument("--no-kernel", action="store_true", help="do not start a Jupyter kernel")

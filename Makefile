@@ -70,6 +70,7 @@ lab: install
 lint: install
 	$(PY) -m ruff format --check tutorial_lib tests benchmarks conftest.py
 	$(PY) -m ruff check tutorial_lib tests benchmarks conftest.py
+	$(ENV_DIR)/bin/basedpyright
 
 test: install browser lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope \

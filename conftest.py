@@ -11,7 +11,7 @@ os.environ.setdefault("TUTORIAL_THREADS", "1")  # same numerics as the executor 
 os.environ.setdefault("TUTORIAL_PROGRESS", "0")  # progress bars print timings, which never compare equal
 os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 
-import torch  # noqa: E402
+import torch
 
 torch.set_num_threads(int(os.environ["TUTORIAL_THREADS"]))  # 2-thread ops on a shared 2-core box ran 10-100x slower
 

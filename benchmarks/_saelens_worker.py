@@ -15,13 +15,13 @@ import time
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-import torch  # noqa: E402
-from safetensors.torch import load_file, save_file  # noqa: E402
+import torch
+from safetensors.torch import load_file, save_file
 
 
 def train(args) -> dict:
-    from sae_lens import LoggingConfig, SAETrainer, TopKTrainingSAE, TopKTrainingSAEConfig
-    from sae_lens.config import SAETrainerConfig
+    from sae_lens import LoggingConfig, SAETrainer, TopKTrainingSAE, TopKTrainingSAEConfig  # pyright: ignore[reportMissingImports] - its own venv
+    from sae_lens.config import SAETrainerConfig  # pyright: ignore[reportMissingImports]
 
     torch.manual_seed(args.seed)
     acts = load_file(args.data)["acts"]
@@ -55,7 +55,7 @@ def train(args) -> dict:
 
 def load(args) -> dict:
     """Load SAE directories with SAELens; write each one's codes and reconstruction of the data."""
-    from sae_lens import SAE
+    from sae_lens import SAE  # pyright: ignore[reportMissingImports] - its own venv
 
     x = load_file(args.data)["acts"][: args.rows]
     os.makedirs(args.out_dir, exist_ok=True)

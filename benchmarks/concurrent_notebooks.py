@@ -153,7 +153,7 @@ async def main_async(paths: list[Path], jobs: int, copies: int, cell_timeout: fl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: solutions/*.ipynb)")
     parser.add_argument("--chapters", action="store_true", help="run chapters/*.ipynb (NotImplementedError allowed)")
     parser.add_argument("--jobs", type=int, default=8, help="kernels at once (default 8)")

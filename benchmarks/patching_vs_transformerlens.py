@@ -24,10 +24,10 @@ import time
 
 os.environ.setdefault("TUTORIAL_PROGRESS", "0")
 
-import torch  # noqa: E402
-import transformer_lens.patching as tlp  # noqa: E402
+import torch
+import transformer_lens.patching as tlp
 
-from tutorial_lib import patching  # noqa: E402
+from tutorial_lib import patching
 
 TL_GRIDS = {grid: getattr(tlp, name) for grid, name in patching.TRANSFORMERLENS.items()}
 
@@ -75,7 +75,7 @@ def _model_and_data(quick: bool, batch: int, name: str = "toy-lm"):
         cfg = TransformerBridgeConfig(n_layers=n_layers, d_model=64, n_heads=4, d_head=16, d_mlp=256, d_vocab=d_vocab,
                                       n_ctx=32, attn_only=False, normalization_type="LN", act_fn="gelu", seed=0,
                                       device="cpu")  # fmt: skip
-        model = TransformerBridge.boot_native(cfg)
+        model = TransformerBridge.boot_native(cfg)  # pyright: ignore[reportAttributeAccessIssue] - attached at import
     model.eval()
     gen = torch.Generator().manual_seed(0)
     n_pos = 4 if quick else 16

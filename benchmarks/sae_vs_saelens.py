@@ -120,6 +120,35 @@ def train_ours(cfg: Config, train: torch.Tensor, batch: int, lr: float, seed: in
     return sae, {"seconds": hist.seconds, "cpu_seconds": time.process_time() - cpu0, "samples": hist.n_samples}
 
 
+def train_saelens(
+    py: Path, tmp: Path, i: int, cfg: Config, train: torch.Tensor, batch: int, lr: float, seed: int, threads: int
+) -> tuple[S.SAE, dict]:
+    """Train SAELens's TopK SAE on `train` in its own venv; returns the SAE loaded back with ours, and its figures."""
+    data_file = tmp / f"data{i}.safetensors"
+    save_file({"acts": train}, str(data_file))
+    out_dir = tmp / f"saelens{i}"
+    args = ["train", str(data_file), str(out_dir), "--d-sae", str(cfg.d_sae), "--k", str(cfg.k),
+            "--batch", str(batch), "--steps", str(cfg.steps), "--lr", str(lr), "--seed", str(seed)]  # fmt: skip
+    figures = run_worker(py, args, threads)
+    return S.load_sae(out_dir), figures
+
+
+def saelens_reads_ours(py: Path, tmp: Path, ours: S.TopKSAE, held_out: torch.Tensor, threads: int) -> dict:
+    """Save our SAE, load it with SAELens, compare its reconstructions with ours on held-out rows."""
+    ours_dir = tmp / "ours0"
+    S.save_sae(ours, ours_dir, hook_name="blocks.0.hook_resid_post")
+    eval_file = tmp / "eval.safetensors"
+    save_file({"acts": held_out[:512].contiguous()}, str(eval_file))
+    got = run_worker(py, ["load", str(eval_file), str(tmp / "recon"), str(ours_dir)], threads)
+    theirs_hat = load_file(str(tmp / "recon" / "ours0.safetensors"))["x_hat"]
+    with torch.no_grad():
+        mine = ours(held_out[:512])
+    return {
+        "saelens_load_max_abs_diff": float((theirs_hat - mine).abs().max()),
+        "saelens_load_class": got["classes"]["ours0"],
+    }
+
+
 def run(
     configs: list[Config],
     *,
@@ -137,37 +166,13 @@ def run(
     if not ours_only and py is None:
         raise SystemExit(SETUP_HELP)
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         for i, cfg in enumerate(configs):
             train, held_out = make_data(cfg, batch, n_eval, seed)
             row: dict = {"d_in": cfg.d_in, "d_sae": cfg.d_sae, "k": cfg.k, "steps": cfg.steps, "batch": batch}
             if py is not None:  # SAELens first, then ours, on the same data file
-                data_file = tmp / f"data{i}.safetensors"
-                save_file({"acts": train}, str(data_file))
-                out_dir = tmp / f"saelens{i}"
-                sl = run_worker(
-                    py,
-                    [
-                        "train",
-                        str(data_file),
-                        str(out_dir),
-                        "--d-sae",
-                        str(cfg.d_sae),
-                        "--k",
-                        str(cfg.k),
-                        "--batch",
-                        str(batch),
-                        "--steps",
-                        str(cfg.steps),
-                        "--lr",
-                        str(lr),
-                        "--seed",
-                        str(seed),
-                    ],
-                    threads,
-                )
-                theirs = S.load_sae(out_dir)
+                theirs, sl = train_saelens(py, tmp, i, cfg, train, batch, lr, seed, threads)
                 row["saelens_samples_per_s"] = sl["samples"] / sl["seconds"]
                 row["saelens_ev"] = S.evaluate(theirs, held_out).explained_variance
             ours, fig = train_ours(cfg, train, batch, lr, seed)
@@ -177,16 +182,7 @@ def run(
             if py is not None:
                 row["speedup"] = row["ours_samples_per_s"] / row["saelens_samples_per_s"]
                 if i == 0:  # SAELens reads our format: same reconstructions
-                    ours_dir = tmp / "ours0"
-                    S.save_sae(ours, ours_dir, hook_name="blocks.0.hook_resid_post")
-                    eval_file = tmp / "eval.safetensors"
-                    save_file({"acts": held_out[:512].contiguous()}, str(eval_file))
-                    got = run_worker(py, ["load", str(eval_file), str(tmp / "recon"), str(ours_dir)], threads)
-                    theirs_hat = load_file(str(tmp / "recon" / "ours0.safetensors"))["x_hat"]
-                    with torch.no_grad():
-                        mine = ours(held_out[:512])
-                    row["saelens_load_max_abs_diff"] = float((theirs_hat - mine).abs().max())
-                    row["saelens_load_class"] = got["classes"]["ours0"]
+                    row.update(saelens_reads_ours(py, tmp, ours, held_out, threads))
             results.append(row)
             if verbose:
                 print(format_row(row), flush=True)

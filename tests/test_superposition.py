@@ -68,6 +68,7 @@ def test_loss_and_gradients_match_per_instance(device, hidden_relu):
         li = ref_loss(ref_forward(Wi, bi, x[:, i], "relu", hidden_relu), x[:, i], imp[i])
         li.backward()
         torch.testing.assert_close(loss[i], li, atol=1e-5, rtol=1e-5)
+        assert Wb.grad is not None and bb.grad is not None
         torch.testing.assert_close(Wb.grad[i], Wi.grad, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(bb.grad[i], bi.grad, atol=1e-5, rtol=1e-5)
 
@@ -237,7 +238,7 @@ def test_input_errors():
     with pytest.raises(TutorialInputError, match="out must have shape"):
         sp.importance_weighted_loss(x[:3], x, imp)
     with pytest.raises(TutorialInputError, match="ToyModel"):
-        sp.train(torch.nn.Linear(2, 2))
+        sp.train(torch.nn.Linear(2, 2))  # pyright: ignore[reportArgumentType] - the wrong type on purpose
 
 
 # --------------------------------------------------------------------------- the benchmark cannot rot

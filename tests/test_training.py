@@ -16,7 +16,7 @@ def _tiny_bridge(device, seed=0):
     torch.manual_seed(seed)
     cfg = TransformerBridgeConfig(n_layers=1, d_model=32, n_heads=2, d_head=16, d_vocab=12, n_ctx=16,
                                   attn_only=True, normalization_type="LN", seed=seed, device=str(device))  # fmt: skip
-    return TransformerBridge.boot_native(cfg)
+    return TransformerBridge.boot_native(cfg)  # pyright: ignore[reportAttributeAccessIssue] - attached at import
 
 
 def test_lm_loss_matches_cross_entropy():
@@ -37,8 +37,8 @@ def test_train_lm_learns_reproducibly_and_bridge_matches(device):
         model = _tiny_bridge(device)
         gen = torch.Generator().manual_seed(0)
         calls = []
-        losses = train_lm(model, lambda s: tasks.repeated_tokens(16, 7, 12, seed=gen), steps=60, lr=3e-3,
-                          callback=lambda step, m, loss: calls.append(step), every=20)  # fmt: skip
+        losses = train_lm(model, lambda _step: tasks.repeated_tokens(16, 7, 12, seed=gen), steps=60, lr=3e-3,
+                          callback=lambda step, _model, _loss: calls.append(step), every=20)  # fmt: skip
         return model, losses, calls
 
     model, losses, calls = run()
@@ -60,6 +60,6 @@ def test_loss_mask_restricts_training():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = tasks.repeated_tokens(8, 7, 12, seed=1)
     mask = torch.zeros(8, 15, dtype=torch.bool)  # nothing counts: the loss is 0 and AdamW only decays weights
-    train_lm(model, lambda s: x, steps=3, weight_decay=0.0, loss_mask_fn=lambda t: mask)
+    train_lm(model, lambda _step: x, steps=3, weight_decay=0.0, loss_mask_fn=lambda _tokens: mask)
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, before[k])

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .runtime import Session, setup  # noqa: E402
+from .runtime import Session, setup
 
 __all__ = ["Session", "__version__", "setup"]

@@ -35,9 +35,8 @@ def configure(colab: bool = False, mode: str | None = None) -> str:
 
 
 def mode() -> str:
-    if _state["mode"] is None:
-        configure()
-    return _state["mode"]
+    chosen = _state["mode"]
+    return configure() if chosen is None else chosen
 
 
 def _bundle() -> str:

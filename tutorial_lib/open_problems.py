@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
-from transformer_lens.utilities import get_act_name
+from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPrivateImportUsage]
 
 from .validation import TutorialInputError, expect_ndim, expect_range, expect_shape
 
@@ -39,7 +39,10 @@ PUBLISHED_CONFIGS: dict[str, dict] = {
 
 
 def unit_counts(cfg) -> dict[str, int]:
-    """Heads and MLP neurons of a model from its config (a dict or a model.cfg): what a person would inspect."""
+    """Heads and MLP neurons of a model from its config (a dict or a model.cfg): what a person would inspect.
+
+    Chapter 06: open problems as experiments (scaling: how many units to inspect).
+    """
     get = (lambda k: cfg[k]) if isinstance(cfg, dict) else (lambda k: getattr(cfg, k))
     n_layers, n_heads = int(get("n_layers")), int(get("n_heads"))
     attn_only = bool(cfg.get("attn_only", False) if isinstance(cfg, dict) else getattr(cfg, "attn_only", False))
@@ -48,7 +51,10 @@ def unit_counts(cfg) -> dict[str, int]:
 
 
 def log_log_slope(x: Sequence[float] | Tensor, y: Sequence[float] | Tensor) -> float:
-    """Least-squares slope of log(y) against log(x): the exponent b of y ~ a x^b."""
+    """Least-squares slope of log(y) against log(x): the exponent b of y ~ a x^b.
+
+    Chapter 06: open problems as experiments (scaling exponents).
+    """
     lx = torch.as_tensor(x, dtype=torch.float64).log()
     ly = torch.as_tensor(y, dtype=torch.float64).log()
     if lx.ndim != 1 or lx.shape != ly.shape or lx.numel() < 2:
@@ -60,7 +66,10 @@ def log_log_slope(x: Sequence[float] | Tensor, y: Sequence[float] | Tensor) -> f
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:
-    """Median wall-clock seconds of fn() over `repeats` runs after `warmup` untimed runs."""
+    """Median wall-clock seconds of fn() over `repeats` runs after `warmup` untimed runs.
+
+    Chapter 06: open problems as experiments (scaling: timing a method).
+    """
     for _ in range(warmup):
         fn()
     times = []
@@ -79,13 +88,19 @@ def fraction_recovered(
     clean: Float[Tensor, "..."] | float, circuit: Float[Tensor, "..."] | float, ablated: Float[Tensor, "..."] | float
 ) -> Float[Tensor, "..."]:
     """(circuit - ablated) / (clean - ablated): 1 when the circuit alone matches the model, 0 when it
-    does no better than ablating everything. The same formula serves losses and logit differences."""
+    does no better than ablating everything. The same formula serves losses and logit differences.
+
+    Chapter 06: open problems as experiments. Reference for Exercise 06.1.
+    """
     clean, circuit, ablated = (torch.as_tensor(v, dtype=torch.float32) for v in (clean, circuit, ablated))
     return (circuit - ablated) / (clean - ablated)
 
 
 def component_means(model, tokens: Int[Tensor, "batch pos"], mlps: bool = True) -> dict[str, Tensor]:
-    """Mean of every hook_z (and mlp_out) over the batch, per position: the mean-ablation values."""
+    """Mean of every hook_z (and mlp_out) over the batch, per position: the mean-ablation values.
+
+    Chapter 06: open problems as experiments (mean ablation).
+    """
 
     def keep(name: str) -> bool:
         return name.endswith("attn.hook_z") or (mlps and name.endswith("hook_mlp_out"))
@@ -95,30 +110,50 @@ def component_means(model, tokens: Int[Tensor, "batch pos"], mlps: bool = True) 
     return {name: act.mean(0, keepdim=True) for name, act in cache.items()}
 
 
+def _mean_heads_hook(means: dict[str, Tensor], name: str, heads: list[int]):
+    """A hook on `name` (a hook_z) that sets `heads` to their mean over the batch, position by position."""
+
+    def hook_z(z, hook):  # noqa: ARG001 - TransformerLens passes hook=
+        z = z.clone()
+        z[:, :, heads] = means[name][:, : z.shape[1], heads].to(z.dtype).expand_as(z[:, :, heads])
+        return z
+
+    return hook_z
+
+
+def _mean_hook(means: dict[str, Tensor], name: str):
+    """A hook on `name` that replaces the whole activation by its mean over the batch, position by position."""
+
+    def hook_mean(act, hook):  # noqa: ARG001 - TransformerLens passes hook=
+        return means[name][:, : act.shape[1]].to(act.dtype).expand_as(act).clone()
+
+    return hook_mean
+
+
 def circuit_hooks(model, keep_heads: set[tuple[int, int]], means: dict[str, Tensor], ablate_mlps: bool = False):
-    """Forward hooks that mean-ablate every head outside `keep_heads` (and every MLP, if asked)."""
+    """Forward hooks that mean-ablate every head outside `keep_heads` (and every MLP, if asked).
+
+    Chapter 06: open problems as experiments (circuit coverage).
+    """
     hooks = []
     for layer in range(model.cfg.n_layers):
         drop = [h for h in range(model.cfg.n_heads) if (layer, h) not in keep_heads]
         name = get_act_name("z", layer)
         if drop:
-
-            def hook_z(z, hook, drop=drop, name=name):
-                z = z.clone()
-                z[:, :, drop] = means[name][:, : z.shape[1], drop].to(z.dtype).expand_as(z[:, :, drop])
-                return z
-
-            hooks.append((name, hook_z))
+            hooks.append((name, _mean_heads_hook(means, name, drop)))
         mlp = get_act_name("mlp_out", layer)
         if ablate_mlps and not model.cfg.attn_only:
-            hooks.append((mlp, lambda a, hook, mlp=mlp: means[mlp][:, : a.shape[1]].to(a.dtype).expand_as(a).clone()))
+            hooks.append((mlp, _mean_hook(means, mlp)))
     return hooks
 
 
 @torch.no_grad()
 def circuit_coverage(model, tokens, metric: Callable[[Tensor], Tensor], keep_heads, means, ablate_mlps=False) -> dict:
     """metric on the clean model, with only `keep_heads` left (the rest mean-ablated), and with every
-    head ablated; plus the fraction recovered."""
+    head ablated; plus the fraction recovered.
+
+    Chapter 06: open problems as experiments (circuit coverage).
+    """
     clean = float(metric(model(tokens)))
     circuit = float(
         metric(model.run_with_hooks(tokens, fwd_hooks=circuit_hooks(model, set(keep_heads), means, ablate_mlps)))
@@ -137,7 +172,10 @@ def circuit_coverage(model, tokens, metric: Callable[[Tensor], Tensor], keep_hea
 
 
 def max_cosines(W_a: Float[Tensor, "n_a d"], W_b: Float[Tensor, "n_b d"]) -> Float[Tensor, " n_a"]:
-    """For each row of W_a (a decoder direction), its largest cosine similarity with any row of W_b."""
+    """For each row of W_a (a decoder direction), its largest cosine similarity with any row of W_b.
+
+    Chapter 06: open problems as experiments. Reference for Exercise 06.2.
+    """
     a = W_a / W_a.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     b = W_b / W_b.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return (a @ b.T).max(-1).values
@@ -154,7 +192,10 @@ def direct_effect(
 ) -> Float[Tensor, " batch"]:
     """Change of a logit difference caused by adding `delta_out` to the final residual stream with
     the final LayerNorm's scale frozen: centre delta_out over d_model, divide by the scale, project on
-    `direction` (W_U[:, a] - W_U[:, b], already multiplied by the LayerNorm weight)."""
+    `direction` (W_U[:, a] - W_U[:, b], already multiplied by the LayerNorm weight).
+
+    Chapter 06: open problems as experiments. Reference for Exercise 06.3.
+    """
     centred = delta_out - delta_out.mean(-1, keepdim=True)
     return (centred / scale * direction).sum(-1)
 
@@ -163,7 +204,10 @@ def direct_effect(
 def direct_and_total_effects(model, tokens, answer, wrong, end_pos, means: dict[str, Tensor]) -> dict[str, Tensor]:
     """For every head: total effect (drop of the logit difference at end_pos when the head is
     mean-ablated and the rest of the model runs on) and direct effect (drop through the head's own
-    path to the logits only, final LayerNorm scale frozen). Both [n_layers, n_heads]."""
+    path to the logits only, final LayerNorm scale frozen). Both [n_layers, n_heads].
+
+    Chapter 06: open problems as experiments (self-repair).
+    """
     cfg = model.cfg
     rows = torch.arange(tokens.shape[0])
     last = f"blocks.{cfg.n_layers - 1}.hook_resid_post"
@@ -192,19 +236,17 @@ def direct_and_total_effects(model, tokens, answer, wrong, end_pos, means: dict[
         for head in range(cfg.n_heads):
             delta = (z_mean[:, head] - z[:, head]) @ W_O[head]
             direct[layer, head] = -direct_effect(delta, scale, direction).mean()
-
-            def hook(act, hook, head=head, name=name):
-                act = act.clone()
-                act[:, :, head] = means[name][:, : act.shape[1], head].expand_as(act[:, :, head])
-                return act
-
+            hook = _mean_heads_hook(means, name, [head])
             total[layer, head] = (clean - ld(model.run_with_hooks(tokens, fwd_hooks=[(name, hook)]))).mean()
     return {"direct": direct, "total": total, "clean": clean.mean()}
 
 
 def self_repair_fraction(direct: Tensor | float, total: Tensor | float) -> Tensor:
     """(direct - total) / direct: the share of a component's direct effect that the rest of the
-    model makes up for when it is ablated (0: none, 1: all; negative: the ablation hurts more)."""
+    model makes up for when it is ablated (0: none, 1: all; negative: the ablation hurts more).
+
+    Chapter 06: open problems as experiments. Reference for Exercise 06.4.
+    """
     direct, total = torch.as_tensor(direct, dtype=torch.float32), torch.as_tensor(total, dtype=torch.float32)
     return (direct - total) / direct
 
@@ -217,7 +259,10 @@ def mahalanobis(
     x: Float[Tensor, "n d"], mean: Float[Tensor, " d"], cov: Float[Tensor, "d d"], ridge: float = 0.0
 ) -> Float[Tensor, " n"]:
     """sqrt((x - mean)^T (cov + ridge * mean(diag) * I)^-1 (x - mean)) per row; the ridge keeps a
-    rank-deficient covariance invertible."""
+    rank-deficient covariance invertible.
+
+    Chapter 06: open problems as experiments. Reference for Exercise 06.5.
+    """
     x = expect_ndim(x, 2, "x", "[n, d]")
     d = x.shape[1]
     expect_shape(mean, (d,), "mean", "[d]")
@@ -229,7 +274,10 @@ def mahalanobis(
 
 
 def gaussian_stats(x: Float[Tensor, "n d"]) -> tuple[Tensor, Tensor]:
-    """Mean and covariance of the rows of x."""
+    """Mean and covariance of the rows of x.
+
+    Chapter 06: open problems as experiments (distance from the activation distribution).
+    """
     x = expect_ndim(x, 2, "x", "[n, d]")
     mean = x.mean(0)
     xc = x - mean
@@ -244,7 +292,10 @@ def patch_subspace(
     h: Float[Tensor, "batch d"], h_source: Float[Tensor, "batch d"], basis: Float[Tensor, "k d"]
 ) -> Float[Tensor, "batch d"]:
     """Replace the component of h inside span(basis) by that of h_source; keep the rest of h.
-    The basis rows need not be orthonormal (they are orthonormalised first)."""
+    The basis rows need not be orthonormal (they are orthonormalised first).
+
+    Chapter 06: open problems as experiments. Reference for Exercise 06.6.
+    """
     basis = expect_ndim(basis, 2, "basis", "[k, d]")
     q, _ = torch.linalg.qr(basis.T.to(h.dtype))  # [d, k] orthonormal columns
     return h + (h_source - h) @ q @ q.T
@@ -255,7 +306,10 @@ def patch_subspace(
 
 
 def ranks(x: Tensor) -> Tensor:
-    """Ranks 0..n-1 of a 1-D tensor (ties broken by position)."""
+    """Ranks 0..n-1 of a 1-D tensor (ties broken by position).
+
+    Chapter 06: open problems as experiments (rank agreement of proxy metrics).
+    """
     x = expect_ndim(torch.as_tensor(x), 1, "x", "[n]")
     r = torch.empty(x.shape[0], dtype=torch.float64)
     r[x.argsort(stable=True)] = torch.arange(x.shape[0], dtype=torch.float64)
@@ -263,7 +317,10 @@ def ranks(x: Tensor) -> Tensor:
 
 
 def spearman(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
-    """Spearman's rank correlation: the Pearson correlation of the ranks (no ties assumed)."""
+    """Spearman's rank correlation: the Pearson correlation of the ranks (no ties assumed).
+
+    Chapter 06: open problems as experiments. Reference for Exercise 06.8.
+    """
     a, b = torch.as_tensor(a), torch.as_tensor(b)
     if a.shape != b.shape or a.ndim != 1 or a.numel() < 2:
         raise TutorialInputError(
@@ -280,7 +337,10 @@ def spearman(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
 
 def steps_to_reach(steps: Sequence[float], losses: Sequence[float], target: float) -> float:
     """First training step at which a loss curve falls to `target`, interpolating linearly between
-    the logged steps; inf if it never does, steps[0] if it starts below."""
+    the logged steps; inf if it never does, steps[0] if it starts below.
+
+    Chapter 06: open problems as experiments. Reference for Exercise 06.7.
+    """
     s = [float(v) for v in steps]
     lv = [float(v) for v in losses]
     if len(s) != len(lv) or not s:
@@ -295,7 +355,10 @@ def steps_to_reach(steps: Sequence[float], losses: Sequence[float], target: floa
 
 
 def transformer_flops(n_params: float, n_tokens: float, training: bool = True) -> float:
-    """The usual estimate: 6 N D FLOPs to train on D tokens, 2 N D for a forward pass (Kaplan et al. 2020)."""
+    """The usual estimate: 6 N D FLOPs to train on D tokens, 2 N D for a forward pass (Kaplan et al. 2020).
+
+    Chapter 06: open problems as experiments (compute equivalents).
+    """
     expect_range(n_params, "n_params", 0.0)
     return (6.0 if training else 2.0) * n_params * n_tokens
 

@@ -26,7 +26,10 @@ def lm_loss(
     mask: Bool[Tensor, "batch pos"] | None = None,
 ) -> Tensor:
     """Mean next-token cross-entropy; mask[b, p] (shape [batch, pos] or [batch, pos-1]) keeps the
-    prediction made at position p of token p+1."""
+    prediction made at position p of token p+1.
+
+    Chapter 05: induction heads (training a small transformer); also used in chapter 06.
+    """
     nll = per_token_loss(logits, tokens)
     if mask is None:
         return nll.mean()
@@ -55,6 +58,8 @@ def train_lm(
     warmup: linear learning-rate warm-up steps (then constant). callback(step, model, loss) runs every
     `every` steps and after the last. num_threads: torch threads during the loop (1 is often much faster
     on a busy machine), restored afterwards. The model is left in eval mode.
+
+    Chapter 05: induction heads (training a small transformer until the circuit forms).
     """
     if steps < 1:
         raise TutorialInputError(f"steps must be at least 1, got {steps}.")

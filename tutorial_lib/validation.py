@@ -72,3 +72,11 @@ def model_device(model: torch.nn.Module) -> torch.device:
         return next(model.parameters()).device
     except StopIteration:
         raise TutorialInputError("the model has no parameters, so it has no device to put inputs on.") from None
+
+
+def expect_int_at_least(value: object, name: str, low: int = 1) -> int:
+    """Check `value` is an int >= low (low=1: "a positive int", low=0: "a non-negative int")."""
+    if not isinstance(value, int) or value < low:
+        kind = {1: "a positive int", 0: "a non-negative int"}.get(low, f"an int >= {low}")
+        raise TutorialInputError(f"{name} must be {kind}, got {value!r}.")
+    return value

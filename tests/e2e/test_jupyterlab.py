@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -185,6 +186,51 @@ CIRCUITSVIS = """() => [...document.querySelectorAll('div[id^="circuits-vis-"]')
     drawn: d.querySelectorAll('svg, canvas, table').length, text: d.innerText.slice(0, 80) }))"""
 
 
+def _offline_context(p, profile: Path) -> tuple[Any, list[str]]:
+    """A headless Chromium that refuses everything not on the loopback server (the class may be offline);
+    the list collects what it refused."""
+    context = p.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1400, "height": 1000},
+    )
+    external: list[str] = []
+
+    def offline(route):
+        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", offline)
+    return context, external
+
+
+def _run_all_cells(page, address: str, shots: Path, started: float, timings: dict) -> tuple[list, list, int]:
+    """Open the notebook, Run All, wait until done; screenshots; returns (cells, circuitsvis views, images)."""
+    page.set_default_timeout(180_000)
+    page.goto(address, wait_until="domcontentloaded")
+    page.wait_for_function(OPENED, polling=500)
+    assert page.evaluate(KERNEL_READY) == "python3"
+    timings["open"] = time.monotonic() - started
+    # Run > Run All Cells, not awaited here: the wait below has the timeout
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    page.wait_for_function(DONE, polling=500, timeout=600_000)
+    timings["run all"] = time.monotonic() - started - timings["open"]
+    cells = page.evaluate(CELLS)
+    page.wait_for_function(f"() => ({CIRCUITSVIS})().some(v => v.drawn > 0)", polling=500, timeout=60_000)
+    views = page.evaluate(CIRCUITSVIS)
+    images = page.evaluate(IMAGES)
+    view = page.locator('div[id^="circuits-vis-"]').last
+    view.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "e2e_jupyterlab.png"))
+    view.screenshot(path=str(shots / "e2e_circuitsvis.png"))
+    return cells, views, images
+
+
 def test_chapter_runs_in_jupyterlab(lab, tmp_path, capsys):
     from playwright.sync_api import sync_playwright
 
@@ -195,42 +241,10 @@ def test_chapter_runs_in_jupyterlab(lab, tmp_path, capsys):
     timings = {}
     started = time.monotonic()
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1000},
-        )
-        external: list[str] = []
-
-        def offline(route):  # the class may be offline: anything not on the loopback server is refused
-            if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
-                route.continue_()
-            else:
-                external.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", offline)
+        context, external = _offline_context(p, tmp_path / "chromium-profile")
         try:
-            page = context.new_page()
-            page.set_default_timeout(180_000)
-            page.goto(f"{url}/lab/tree/{notebook.name}?token={TOKEN}", wait_until="domcontentloaded")
-            page.wait_for_function(OPENED, polling=500)
-            assert page.evaluate(KERNEL_READY) == "python3"
-            timings["open"] = time.monotonic() - started
-            # Run > Run All Cells, not awaited here: the wait below has the timeout
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            page.wait_for_function(DONE, polling=500, timeout=600_000)
-            timings["run all"] = time.monotonic() - started - timings["open"]
-            cells = page.evaluate(CELLS)
-            page.wait_for_function(f"() => ({CIRCUITSVIS})().some(v => v.drawn > 0)", polling=500, timeout=60_000)
-            views = page.evaluate(CIRCUITSVIS)
-            images = page.evaluate(IMAGES)
-            view = page.locator('div[id^="circuits-vis-"]').last
-            view.scroll_into_view_if_needed()
-            page.screenshot(path=str(shots / "e2e_jupyterlab.png"))
-            view.screenshot(path=str(shots / "e2e_circuitsvis.png"))
+            address = f"{url}/lab/tree/{notebook.name}?token={TOKEN}"
+            cells, views, images = _run_all_cells(context.new_page(), address, shots, started, timings)
         finally:
             context.close()
     timings["total"] = time.monotonic() - started

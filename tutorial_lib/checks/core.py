@@ -87,7 +87,7 @@ def random_model(
         seed=seed,
         device="cpu",
     )
-    model = TransformerBridge.boot_native(cfg)
+    model = TransformerBridge.boot_native(cfg)  # pyright: ignore[reportAttributeAccessIssue] - attached at import
     model.eval()
     return model
 

@@ -20,6 +20,8 @@ def control_labels(token_ids: Int[Tensor, " n"], labels: Tensor, seed: int = 0) 
 
     A probe that can read token identity scores well on these labels; one that reads the property
     (and not the token) does not.
+
+    Chapter 03: probing. Exercise 03.3 (the reference).
     """
     token_ids = expect_ndim(token_ids, 1, "token_ids", "[n]")
     expect_dtype(token_ids, "int", "token_ids")
@@ -36,6 +38,8 @@ class ControlResult:
 
     control_chance: the majority-class rate of the control labels on the test split (what a probe
     that reads nothing scores; NaN for regression).
+
+    Chapter 03: probing.
     """
 
     real: float
@@ -52,7 +56,7 @@ class ControlResult:
 def control_task(
     ds: ProbeDataset, probe: str = "logistic", seed: int = 0, control_ids: Int[Tensor, " n"] | None = None, **kwargs
 ) -> ControlResult:
-    """Train the same probe on the real labels and on control labels keyed by token identity."""
+    """Train the same probe on the real labels and on control labels keyed by token identity. Chapter 03: probing."""
     ds = check_dataset(ds)
     ids = ds.token_ids if control_ids is None else control_ids
     if ids is None:

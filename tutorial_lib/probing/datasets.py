@@ -49,6 +49,8 @@ class ProbeDataset:
 
     `labels` is [n] (int class ids or float scalars) or [n, k] (float targets for ridge).
     `train_idx` / `test_idx` index rows; whole prompts sit on one side of the split.
+
+    Chapter 03: probing.
     """
 
     acts: Float[Tensor, "n d"]
@@ -115,7 +117,10 @@ class ProbeDataset:
 def split_prompts(
     n_prompts: int, test_frac: float = 0.25, seed: int = 0
 ) -> tuple[Int[Tensor, " a"], Int[Tensor, " b"]]:
-    """Seeded split of prompt indices 0..n_prompts-1 into (train, test), both sorted, both non-empty."""
+    """Seeded split of prompt indices 0..n_prompts-1 into (train, test), both sorted, both non-empty.
+
+    Chapter 03: probing.
+    """
     if not isinstance(n_prompts, int) or n_prompts < 2:
         raise TutorialInputError(f"need at least 2 prompts to split into train and test, got {n_prompts!r}.")
     expect_range(test_frac, "test_frac", 0.0, 1.0)
@@ -137,6 +142,8 @@ def make_dataset(
     """A ProbeDataset from raw activations; rows sharing a prompt id stay on one side of the split.
 
     Without prompt_ids every row is its own prompt (a plain seeded row split).
+
+    Chapter 03: probing.
     """
     expect_ndim(acts, 2, "acts", "[n, d]")
     expect_dtype(acts, "float", "acts")
@@ -164,6 +171,7 @@ def make_dataset(
 
 
 def check_labels(labels: object, n: int) -> Tensor:
+    """Labels for n activation rows: [n] or [n, k], int class ids or float targets, not bool. Chapter 03: probing."""
     labels = expect_tensor(labels, "labels")
     if labels.ndim not in (1, 2) or labels.shape[0] != n:
         raise TutorialInputError(
@@ -175,7 +183,7 @@ def check_labels(labels: object, n: int) -> Tensor:
 
 
 def valid_hook_names(model) -> list[str]:
-    """Every hook name `run_with_cache` reports for this model (legacy names included)."""
+    """Every hook name `run_with_cache` reports for this model (legacy names included). Chapter 03: probing."""
     tokens = torch.zeros(1, 1, dtype=torch.long, device=model_device(model))
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens)
@@ -183,6 +191,7 @@ def valid_hook_names(model) -> list[str]:
 
 
 def check_hook(model, hook_name: str) -> str:
+    """A hook name the model has whose activation is [batch, pos, ...]; else the valid names. Chapter 03: probing."""
     if not isinstance(hook_name, str) or model.get_hook_point(hook_name) is None:
         names = valid_hook_names(model)
         compact = sorted({re.sub(r"^blocks\.\d+\.", "blocks.{l}.", n) for n in names})
@@ -202,7 +211,10 @@ def check_hook(model, hook_name: str) -> str:
 
 
 def position_mask(positions: Positions, batch: int, seq: int, device) -> Bool[Tensor, "batch pos"]:
-    """Turn "all" / an int / a [batch] index tensor / a [batch, pos] bool mask into a [batch, pos] mask."""
+    """Turn "all" / an int / a [batch] index tensor / a [batch, pos] bool mask into a [batch, pos] mask.
+
+    Chapter 03: probing.
+    """
     if positions is None or (isinstance(positions, str) and positions == "all"):
         return torch.ones(batch, seq, dtype=torch.bool, device=device)
     if isinstance(positions, str):
@@ -228,7 +240,10 @@ def position_mask(positions: Positions, batch: int, seq: int, device) -> Bool[Te
 
 
 def labels_at(labels: Tensor, mask: Bool[Tensor, "batch pos"]) -> Tensor:
-    """Labels per chosen token: [batch] labels repeat over a prompt's positions, [batch, pos] are indexed."""
+    """Labels per chosen token: [batch] labels repeat over a prompt's positions, [batch, pos] are indexed.
+
+    Chapter 03: probing.
+    """
     batch, seq = mask.shape
     labels = expect_tensor(labels, "labels").to(mask.device)
     if labels.shape == (batch, seq):
@@ -241,7 +256,10 @@ def labels_at(labels: Tensor, mask: Bool[Tensor, "batch pos"]) -> Tensor:
 
 
 def rows_from_act(act: Tensor, mask: Bool[Tensor, "batch pos"]) -> Float[Tensor, "n d"]:
-    """[batch, pos, ...] activation -> [n, d] rows at the masked positions (trailing dims flattened)."""
+    """[batch, pos, ...] activation -> [n, d] rows at the masked positions (trailing dims flattened).
+
+    Chapter 03: probing.
+    """
     if act.ndim < 3 or act.shape[:2] != mask.shape:
         raise TutorialInputError(
             f"the hook's activation must be [batch, pos, ...] with batch, pos = {tuple(mask.shape)}, "
@@ -251,6 +269,7 @@ def rows_from_act(act: Tensor, mask: Bool[Tensor, "batch pos"]) -> Float[Tensor,
 
 
 def dataset_from_cache(act, tokens, labels, mask, test_frac, seed, hook_name) -> ProbeDataset:
+    """A ProbeDataset from a cached [batch, pos, ...] activation at the masked positions. Chapter 03: probing."""
     batch, seq = mask.shape
     prompt_grid = torch.arange(batch, device=mask.device)[:, None].expand(batch, seq)
     pos_grid = torch.arange(seq, device=mask.device)[None, :].expand(batch, seq)
@@ -281,6 +300,8 @@ def collect_activations(
     labels: [batch] (one per prompt, repeated over its chosen positions) or [batch, pos] (per token).
     positions: "all", an int (same position in every prompt, may be negative), a [batch] int tensor,
     or a [batch, pos] bool mask.
+
+    Chapter 03: probing.
     """
     tokens = expect_tokens(tokens, "tokens", model)
     check_hook(model, hook_name)

@@ -47,7 +47,10 @@ __all__ = [
 
 
 def project_out(x: Float[Tensor, "... d"], direction: Float[Tensor, "*k d"]) -> Float[Tensor, "... d"]:
-    """Remove the component of x along `direction` [d] (x - (x . u) u, u unit), or along the span of k rows [k, d]."""
+    """Remove the component of x along `direction` [d] (x - (x . u) u, u unit), or along the span of k rows [k, d].
+
+    Chapter 03: probing. Exercise 03.4 (the reference).
+    """
     x = expect_tensor(x, "x")
     direction = expect_tensor(direction, "direction")
     if direction.ndim not in (1, 2):
@@ -66,7 +69,10 @@ def project_out(x: Float[Tensor, "... d"], direction: Float[Tensor, "*k d"]) -> 
 
 
 def direction_hook(direction: Tensor, mode: str, alpha: float, positions: Positions):
-    """A TransformerLens hook fn applying the edit to [batch, pos, ...] activations at chosen positions."""
+    """A TransformerLens hook fn applying the edit to [batch, pos, ...] activations at chosen positions.
+
+    Chapter 03: probing.
+    """
 
     def fn(act: Tensor, hook) -> Tensor:
         if act.ndim < 3:
@@ -87,7 +93,7 @@ def direction_hook(direction: Tensor, mode: str, alpha: float, positions: Positi
 
 @dataclass
 class InterventionResult:
-    """Behaviour metric before and after the edit; change = patched - clean."""
+    """Behaviour metric before and after the edit; change = patched - clean. Chapter 03: probing."""
 
     clean: float
     patched: float
@@ -107,6 +113,7 @@ def _scalar(value, what: str) -> float:
 
 
 def _check_intervention(model, tokens, hook_name, direction, metric, mode):
+    """The checked tokens (on the model's device) of an intervention, and its other arguments. Chapter 03: probing."""
     tokens = expect_tokens(tokens, "tokens", model).to(model_device(model))
     check_hook(model, hook_name)
     expect_choice(mode, ("project_out", "add"), "mode")
@@ -134,6 +141,8 @@ def intervene(
 
     `direction` is used as given for "add" (its norm matters) and normalised for "project_out", which
     also takes a stack [k, d] and removes its whole span. Pass `clean` to skip the clean forward pass when it is already known.
+
+    Chapter 03: probing.
     """
     tokens = _check_intervention(model, tokens, hook_name, direction, metric, mode)
     if clean is None:
@@ -157,7 +166,10 @@ def random_direction_control(
     seed: int = 0,
 ) -> Float[Tensor, " n_samples"]:
     """Metric changes from the same intervention along random directions with the norm of `direction`
-    (for a [k, d] stack: random rank-k subspaces)."""
+    (for a [k, d] stack: random rank-k subspaces).
+
+    Chapter 03: probing.
+    """
     tokens = _check_intervention(model, tokens, hook_name, direction, metric, mode)
     if not isinstance(n_samples, int) or n_samples < 1:
         raise TutorialInputError(f"n_samples must be a positive int, got {n_samples!r}.")
@@ -173,7 +185,7 @@ def random_direction_control(
 
 @dataclass
 class SteeringResult:
-    """Per strength: probabilities of the chosen tokens at the final position and the metric."""
+    """Per strength: probabilities of the chosen tokens at the final position and the metric. Chapter 03: probing."""
 
     strengths: Float[Tensor, " S"]
     probs: Float[Tensor, "S batch k"]
@@ -201,6 +213,8 @@ def steer(
     The vector is used as given (e.g. an unnormalised difference of means), so strength 1 moves an
     activation by the full mean difference. final_positions: [batch] index of each prompt's last token
     (default -1, for unpadded prompts).
+
+    Chapter 03: probing.
     """
     tokens = _check_intervention(model, tokens, hook_name, vector, metric or (lambda _logits: 0.0), "add")
     strengths = torch.as_tensor(strengths, dtype=torch.float32).flatten()
@@ -226,7 +240,7 @@ def steer(
 
 
 def is_monotonic(values: Sequence[float] | Tensor, increasing: bool = True, tol: float = 0.0) -> bool:
-    """True when consecutive values never move the wrong way by more than tol."""
+    """True when consecutive values never move the wrong way by more than tol. Chapter 03: probing."""
     v = torch.as_tensor(values, dtype=torch.float64).flatten()
     steps = v.diff() if increasing else -v.diff()
     return bool((steps >= -tol).all())

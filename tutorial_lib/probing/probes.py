@@ -38,7 +38,10 @@ __all__ = [
 
 @dataclass
 class LogisticProbe:
-    """Multi-class logistic regression on standardised inputs: logits = ((x - mean) / std) @ W + b."""
+    """Multi-class logistic regression on standardised inputs: logits = ((x - mean) / std) @ W + b.
+
+    Chapter 03: probing.
+    """
 
     W: Float[Tensor, "d C"]
     b: Float[Tensor, " C"]
@@ -69,7 +72,7 @@ class LogisticProbe:
 
 @dataclass
 class RidgeProbe:
-    """Linear map y = X @ W + b fitted in closed form with an L2 penalty alpha * ||W||^2."""
+    """Linear map y = X @ W + b fitted in closed form with an L2 penalty alpha * ||W||^2. Chapter 03: probing."""
 
     W: Float[Tensor, "d k"]
     b: Float[Tensor, " k"]
@@ -86,7 +89,10 @@ class RidgeProbe:
 
 @dataclass
 class DiffMeansProbe:
-    """Nearest class mean along difference-of-means directions (binary: threshold at the midpoint)."""
+    """Nearest class mean along difference-of-means directions (binary: threshold at the midpoint).
+
+    Chapter 03: probing.
+    """
 
     means: Float[Tensor, "C d"]
     classes: Int[Tensor, " C"]
@@ -110,7 +116,7 @@ class DiffMeansProbe:
 
 @dataclass
 class ProbeResult:
-    """A fitted probe with its train and test score (accuracy, or R^2 for ridge)."""
+    """A fitted probe with its train and test score (accuracy, or R^2 for ridge). Chapter 03: probing."""
 
     probe: LogisticProbe | RidgeProbe | DiffMeansProbe
     train_score: float
@@ -122,7 +128,7 @@ class ProbeResult:
 
 
 def r2_score(pred: Tensor, y: Tensor) -> float:
-    """Coefficient of determination, pooled over outputs when y is [n, k]."""
+    """Coefficient of determination, pooled over outputs when y is [n, k]. Chapter 03: probing."""
     y = y.float()
     ss_res = (y - pred).pow(2).sum()
     ss_tot = (y - y.mean(0)).pow(2).sum()
@@ -130,6 +136,7 @@ def r2_score(pred: Tensor, y: Tensor) -> float:
 
 
 def _check_xy(X: object, y: object, kind: str) -> tuple[Tensor, Tensor]:
+    """Float X [n, d] with n >= 2 and labels y for it (class ids >= 0 when kind is 'class'). Chapter 03: probing."""
     X = expect_ndim(X, 2, "X", "[n, d]")
     expect_dtype(X, "float", "X")
     y = check_labels(y, X.shape[0])
@@ -151,7 +158,7 @@ def train_logistic(
     l2: float = 1e-3,
     max_iter: int = 100,
 ) -> LogisticProbe:
-    """Full-batch L-BFGS on mean cross-entropy + l2/2 * ||W||^2 (inputs standardised first)."""
+    """Full-batch L-BFGS on mean cross-entropy + l2/2 * ||W||^2 (inputs standardised first). Chapter 03: probing."""
     X, y = _check_xy(X, y, "class")
     expect_range(l2, "l2", 0.0)
     n_classes = int(y.max()) + 1 if n_classes is None else n_classes
@@ -190,7 +197,10 @@ def train_logistic(
 
 
 def train_ridge(X: Float[Tensor, "n d"], y: Tensor, alpha: float = 1e-3) -> RidgeProbe:
-    """Closed-form ridge on centred data: W = (Xc^T Xc + alpha n I)^-1 Xc^T yc, b = mean(y) - mean(X) W."""
+    """Closed-form ridge on centred data: W = (Xc^T Xc + alpha n I)^-1 Xc^T yc, b = mean(y) - mean(X) W.
+
+    Chapter 03: probing.
+    """
     X, y = _check_xy(X, y, "regression")
     expect_range(alpha, "alpha", 0.0)
     scalar = y.ndim == 1
@@ -207,7 +217,10 @@ def train_ridge(X: Float[Tensor, "n d"], y: Tensor, alpha: float = 1e-3) -> Ridg
 def diff_of_means(
     X: Float[Tensor, "n d"], y: Tensor, positive: int = 1, negative: int | None = 0, normalize: bool = True
 ) -> Float[Tensor, " d"]:
-    """mean(X[y == positive]) - mean(X[y == negative]) (negative=None: all other rows); unit length if normalize."""
+    """mean(X[y == positive]) - mean(X[y == negative]) (negative=None: all other rows); unit length if normalize.
+
+    Chapter 03: probing.
+    """
     X = expect_ndim(X, 2, "X", "[n, d]")
     y = check_labels(y, X.shape[0]).to(X.device)
     pos = y == positive
@@ -222,6 +235,7 @@ def diff_of_means(
 
 
 def _fit_diff_means(X: Tensor, y: Tensor) -> DiffMeansProbe:
+    """The class means of X (at least two classes). Chapter 03: probing."""
     X, y = _check_xy(X, y, "class")
     classes = torch.unique(y)
     if len(classes) < 2:
@@ -231,6 +245,7 @@ def _fit_diff_means(X: Tensor, y: Tensor) -> DiffMeansProbe:
 
 
 def check_dataset(ds: object) -> ProbeDataset:
+    """A ProbeDataset with rows on both sides of its split. Chapter 03: probing."""
     if not isinstance(ds, ProbeDataset):
         raise TutorialInputError(
             f"expected a ProbeDataset (from collect_activations or make_dataset), got {type(ds).__name__}."
@@ -243,7 +258,7 @@ def check_dataset(ds: object) -> ProbeDataset:
 
 
 def logistic_probe(ds: ProbeDataset, l2: float = 1e-3, max_iter: int = 100) -> ProbeResult:
-    """Fit a logistic probe on the train split; score accuracy on train and test."""
+    """Fit a logistic probe on the train split; score accuracy on train and test. Chapter 03: probing."""
     ds = check_dataset(ds)
     _check_xy(ds.acts, ds.labels, "class")
     n_classes = max(2, int(ds.labels.max()) + 1)
@@ -252,14 +267,17 @@ def logistic_probe(ds: ProbeDataset, l2: float = 1e-3, max_iter: int = 100) -> P
 
 
 def diff_of_means_probe(ds: ProbeDataset) -> ProbeResult:
-    """Class means on the train split; classify by the nearest mean (binary: midpoint along their difference)."""
+    """Class means on the train split; classify by the nearest mean (binary: midpoint along their difference).
+
+    Chapter 03: probing.
+    """
     ds = check_dataset(ds)
     probe = _fit_diff_means(ds.X_train, ds.y_train)
     return ProbeResult(probe, probe.score(ds.X_train, ds.y_train), probe.score(ds.X_test, ds.y_test))
 
 
 def ridge_probe(ds: ProbeDataset, alpha: float = 1e-3) -> ProbeResult:
-    """Closed-form ridge regression on the train split; scores are R^2."""
+    """Closed-form ridge regression on the train split; scores are R^2. Chapter 03: probing."""
     ds = check_dataset(ds)
     probe = train_ridge(ds.X_train, ds.y_train, alpha)
     return ProbeResult(probe, probe.score(ds.X_train, ds.y_train), probe.score(ds.X_test, ds.y_test))
@@ -269,7 +287,7 @@ PROBES = {"logistic": logistic_probe, "diff_of_means": diff_of_means_probe, "rid
 
 
 def run_probe(ds: ProbeDataset, probe: str = "logistic", **kwargs) -> ProbeResult:
-    """Dispatch by name: "logistic", "diff_of_means" or "ridge"."""
+    """Dispatch by name: "logistic", "diff_of_means" or "ridge". Chapter 03: probing."""
     expect_choice(probe, PROBES, "probe")
     return PROBES[probe](ds, **kwargs)
 

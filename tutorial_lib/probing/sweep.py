@@ -21,7 +21,7 @@ __all__ = ["SweepResult", "layer_sweep"]
 
 @dataclass
 class SweepResult:
-    """Test score per layer ([L]) or per layer and position ([L, pos], NaN where no data)."""
+    """Test score per layer ([L]) or per layer and position ([L, pos], NaN where no data). Chapter 03: probing."""
 
     layers: list[int]
     hook_names: list[str]
@@ -39,6 +39,7 @@ class SweepResult:
 
 
 def _hook_for(hook: str, layer: int) -> str:
+    """The hook name of `hook` at `layer`: a template with {layer}, or a get_act_name short name. Chapter 03: probing."""
     if "{" in hook:
         return hook.format(layer=layer, l=layer)
     return get_act_name(hook, layer)
@@ -64,6 +65,8 @@ def layer_sweep(
     hook: a TransformerLens short name for get_act_name ("resid_post", "resid_pre", "mlp_out", "z")
     or a template like "blocks.{layer}.hook_resid_mid". per_position trains one probe per position.
     control adds Hewitt-Liang control scores (token-identity labels) per layer.
+
+    Chapter 03: probing.
     """
     tokens = expect_tokens(tokens, "tokens", model).to(model_device(model))
     layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)

@@ -52,6 +52,7 @@ def test_collect_activations_matches_the_cache(model, device, kind):
     mask = mask.to(device)
     torch.testing.assert_close(ds.acts, cache[hook][mask])
     assert torch.equal(ds.labels, per_token[mask])
+    assert ds.token_ids is not None and ds.positions is not None
     assert torch.equal(ds.token_ids, tokens[mask])
     rows, cols = mask.nonzero(as_tuple=True)
     assert torch.equal(ds.prompt_ids, rows) and torch.equal(ds.positions, cols)

@@ -118,6 +118,7 @@ def test_steering_is_monotone_along_the_read_direction(device):
     delta = (model.W_U[:, A] - model.W_U[:, B]).detach()
     strengths = torch.linspace(-3, 3, 7)
     out = probing.steer(model, tokens, "ln_final.hook_out", delta, strengths, [A, B], metric=logit_diff, positions=-1)
+    assert out.metric is not None
     assert out.probs.shape == (7, 6, 2) and out.mean_probs.shape == (7, 2) and out.metric.shape == (7,)
     clean = logit_diff(model(tokens)).item()
     expected = clean + strengths * delta.pow(2).sum().item()

@@ -15,7 +15,7 @@ def test_logistic_probe_on_planted_clusters(device):
     ds = probing.make_dataset(X, y, seed=0)
     res = probing.logistic_probe(ds)
     # Bayes accuracy for means 3 apart and unit noise is Phi(1.5) = 0.933
-    assert res.test_score > 0.88
+    assert res.test_score > 0.88 and isinstance(res.probe, probing.LogisticProbe)
     assert torch.nn.functional.cosine_similarity(res.probe.direction, u, dim=0) > 0.9
     # projecting out the planted direction leaves nothing to read: chance
     flat = probing.logistic_probe(ds.with_acts(probing.project_out(X, u)))
@@ -36,6 +36,7 @@ def test_logistic_matches_a_reference_optimum(device):
 
     W, b = probe.W.clone().requires_grad_(), probe.b.clone().requires_grad_()
     loss(W, b).backward()
+    assert W.grad is not None and b.grad is not None
     assert W.grad.abs().max() < 1e-4 and b.grad.abs().max() < 1e-4
     W2 = torch.zeros_like(W, requires_grad=True)
     b2 = torch.zeros_like(b, requires_grad=True)
@@ -74,6 +75,7 @@ def test_ridge_recovers_a_planted_linear_map(device):
     Y = X @ W + 2.0 + 0.01 * torch.randn(500, 3, generator=g)
     ds = probing.make_dataset(X.to(device), Y.to(device))
     res = probing.ridge_probe(ds, alpha=1e-6)
+    assert isinstance(res.probe, probing.RidgeProbe)
     torch.testing.assert_close(res.probe.W.cpu(), W, atol=5e-3, rtol=0)
     torch.testing.assert_close(res.probe.b.cpu(), torch.full((3,), 2.0), atol=5e-3, rtol=0)
     assert res.test_score > 0.999

@@ -19,6 +19,7 @@ def test_layer_sweep_matches_per_layer_probes(model, device):
     labels = (tokens >= D_VOCAB // 2).long()  # token identity: linearly readable at every layer
     sweep = probing.layer_sweep(model, tokens, labels, hook="resid_post", control=True)
     assert sweep.hook_names == ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+    assert sweep.control_scores is not None
     assert sweep.scores.shape == (2,) and sweep.control_scores.shape == (2,)
     for i, name in enumerate(sweep.hook_names):
         ds = probing.collect_activations(model, tokens, labels, name)

@@ -306,7 +306,7 @@ def collect_activations(
     tokens = expect_tokens(tokens, "tokens", model)
     check_hook(model, hook_name)
     tokens = tokens.to(model_device(model))
-    mask = position_mask(positions, *tokens.shape, tokens.device)
+    mask = position_mask(positions, tokens.shape[0], tokens.shape[1], tokens.device)
     labels_at(labels, mask)  # validate before the forward pass
     _, cache = model.run_with_cache(tokens, names_filter=[hook_name])
     return dataset_from_cache(cache[hook_name], tokens, labels, mask, test_frac, seed, hook_name)

@@ -85,7 +85,7 @@ def direction_hook(direction: Tensor, mode: str, alpha: float, positions: Positi
             )
         d = direction.to(act.device, act.dtype)
         edited = project_out(flat, d) if mode == "project_out" else flat + alpha * d
-        mask = position_mask(positions, *act.shape[:2], act.device)
+        mask = position_mask(positions, act.shape[0], act.shape[1], act.device)
         return torch.where(mask[..., None], edited, flat).reshape(act.shape)
 
     return fn

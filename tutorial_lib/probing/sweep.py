@@ -74,7 +74,7 @@ def layer_sweep(
         raise TutorialInputError(f"layers must be ints in [0, {model.cfg.n_layers - 1}], got {layers!r}.")
     expect_choice(probe, PROBES, "probe")
     names = [check_hook(model, _hook_for(hook, layer)) for layer in layers]
-    mask = position_mask(positions, *tokens.shape, tokens.device)
+    mask = position_mask(positions, tokens.shape[0], tokens.shape[1], tokens.device)
     labels_at(labels, mask)  # validate before the forward pass
     _, cache = model.run_with_cache(tokens, names_filter=names)
 

@@ -16,7 +16,7 @@ from torch import Tensor
 from ..validation import model_device
 from .grids import get_act_name
 
-__all__ = ["architecture_ok", "fast_cache", "fast_logits", "fast_names", "matches_bridge"]
+__all__ = ["architecture_ok", "fast_cache", "fast_logits", "fast_names", "matches_bridge", "repeat_rows"]
 
 
 def architecture_ok(model) -> bool:
@@ -84,7 +84,7 @@ def _raw(module):
     return module if inner is None else inner
 
 
-def _rep(x: Tensor, n_var: int) -> Tensor:
+def repeat_rows(x: Tensor, n_var: int) -> Tensor:
     """[batch, ...] -> [n_var * batch, ...], the batch repeated once per variant. Chapter 04: activation patching."""
     return x.repeat(n_var, *([1] * (x.ndim - 1)))
 
@@ -173,7 +173,7 @@ def fast_logits(
     resid, next_layer = _resid_after_site(model, cache, site, layer, src, masks, start, last)
     logits = _suffix_logits(model, cache, resid, next_layer, start, n_var, last)
     n_before = base_logits.shape[1] - logits.shape[1]  # positions taken from the base run
-    logits = torch.cat([_rep(base_logits[:, :n_before], n_var), logits], dim=1)
+    logits = torch.cat([repeat_rows(base_logits[:, :n_before], n_var), logits], dim=1)
     return logits.reshape(n_var, batch, *logits.shape[1:])
 
 
@@ -204,7 +204,7 @@ def _patched_attn_out(model, cache, site: str, layer: int, src: Tensor, masks: T
         return native.o.original_component(z.reshape(z.shape[0], z.shape[1], -1))
     # pattern [batch, head, dest, src]: z from the patched pattern and the cached values
     pattern = _patched(cache[get_act_name("pattern", layer)], src, masks, start, 2)
-    v = _rep(cache[get_act_name("v", layer)], masks.shape[0]).transpose(1, 2)
+    v = repeat_rows(cache[get_act_name("v", layer)], masks.shape[0]).transpose(1, 2)
     z = torch.matmul(pattern, v).transpose(1, 2).reshape(pattern.shape[0], pattern.shape[2], -1)
     return native.o.original_component(z)
 
@@ -221,11 +221,11 @@ def _resid_after_site(
     if site == "resid_pre":
         return _patched(cache[get_act_name("resid_pre", layer)], src, masks, start, 1), layer
     if site == "mlp_out":
-        resid_mid = _rep(cache[get_act_name("resid_mid", layer)][:, start:], n_var)
+        resid_mid = repeat_rows(cache[get_act_name("resid_mid", layer)][:, start:], n_var)
         resid = resid_mid + _patched(cache[get_act_name("mlp_out", layer)], src, masks, start, 1)
         return (resid[:, -1:] if final else resid), layer + 1
     attn_out = _patched_attn_out(model, cache, site, layer, src, masks, start)
-    resid = _rep(cache[get_act_name("resid_pre", layer)][:, start:], n_var) + attn_out
+    resid = repeat_rows(cache[get_act_name("resid_pre", layer)][:, start:], n_var) + attn_out
     if final:
         resid = resid[:, -1:]
     return _mlp(model, model.blocks[layer], resid), layer + 1
@@ -241,8 +241,8 @@ def _suffix_logits(model, cache, resid: Tensor, next_layer: int, start: int, n_v
     for j in range(next_layer, n_layers):
         blk = model.blocks[j]
         final = last and j == n_layers - 1
-        k_prefix = _rep(cache[get_act_name("k", j)][:, :start], n_var)
-        v_prefix = _rep(cache[get_act_name("v", j)][:, :start], n_var)
+        k_prefix = repeat_rows(cache[get_act_name("k", j)][:, :start], n_var)
+        v_prefix = repeat_rows(cache[get_act_name("v", j)][:, :start], n_var)
         attn_out = _attention(blk, _raw(blk.ln1)(resid), k_prefix, v_prefix, last=final)
         resid = _mlp(model, blk, (resid[:, -1:] if final else resid) + attn_out)
     return _raw(model.unembed)(_raw(model.ln_final)(resid))

@@ -19,6 +19,7 @@ from ..validation import TutorialInputError, expect_choice, expect_heads
 from .engine import cache_many, forward_from_layer, needed
 from .grids import check_pair, get_act_name
 from .metrics import Metric, metric_scalar, metric_values
+from .native import repeat_rows
 
 __all__ = ["PathSetup", "path_patch", "path_patch_group", "path_patch_to_receiver", "path_values"]
 
@@ -87,11 +88,6 @@ def path_values(setup: PathSetup, senders: Bool[Tensor, "var layer head"]) -> Fl
         return _receiver_run(setup, captured, later, n_var)
 
 
-def _rep(x: Tensor, n_var: int) -> Tensor:
-    """[batch, ...] -> [n_var * batch, ...]. Chapter 04: activation patching."""
-    return x.repeat(n_var, *([1] * (x.ndim - 1)))
-
-
 def _sender_hook(setup: PathSetup, senders: Tensor, layer: int) -> Callable:
     """hook_z of `layer` in step 1: the senders corrupted, the other heads frozen (or recomputed).
 
@@ -104,7 +100,7 @@ def _sender_hook(setup: PathSetup, senders: Tensor, layer: int) -> Callable:
 
     def hook(z: Tensor, hook) -> Tensor:  # noqa: ARG001 - TransformerLens passes the hook point
         if not here.any():
-            return _rep(clean_z, n_var) if setup.freeze_others else z
+            return repeat_rows(clean_z, n_var) if setup.freeze_others else z
         other = clean_z[None] if setup.freeze_others else z.reshape(n_var, *clean_z.shape)
         mixed = torch.where(here[:, None, None, :, None], corr_z[None], other)
         return mixed.reshape(n_var * clean_z.shape[0], *clean_z.shape[1:])
@@ -125,7 +121,7 @@ def _sender_run(
     if setup.freeze_mlps:
         for layer in range(start, n_layers):
             clean_mlp = setup.clean_cache[get_act_name("mlp_out", layer)]
-            hooks.append((get_act_name("mlp_out", layer), lambda a, hook, m=clean_mlp: _rep(m, n_var)))  # noqa: ARG005
+            hooks.append((get_act_name("mlp_out", layer), lambda a, hook, m=clean_mlp: repeat_rows(m, n_var)))  # noqa: ARG005
     captured: dict[str, Tensor] = {}
     for layer in sorted({r[0] for r in later or []}):
         for kind in setup.inputs:
@@ -135,7 +131,7 @@ def _sender_run(
                 captured[name] = a.detach().clone()
 
             hooks.append((name, grab))
-    resid = _rep(setup.clean_cache[get_act_name("resid_pre", start)], n_var)
+    resid = repeat_rows(setup.clean_cache[get_act_name("resid_pre", start)], n_var)
     last = None if later is None else max(r[0] for r in later)
     stop = None if last is None or last + 1 >= n_layers else last + 1
     result = forward_from_layer(model, resid, start, hooks, stop_at_layer=stop, engine=setup.engine)
@@ -164,7 +160,7 @@ def _receiver_run(
 
             patch_hooks.append((name, put))
     start = min(r[0] for r in later)
-    resid = _rep(setup.clean_cache[get_act_name("resid_pre", start)], n_var)
+    resid = repeat_rows(setup.clean_cache[get_act_name("resid_pre", start)], n_var)
     logits = forward_from_layer(model, resid, start, patch_hooks, engine=setup.engine)
     return metric_values(setup.metric, logits.reshape(n_var, -1, *logits.shape[1:]))
 

@@ -80,3 +80,47 @@ def expect_int_at_least(value: object, name: str, low: int = 1) -> int:
         kind = {1: "a positive int", 0: "a non-negative int"}.get(low, f"an int >= {low}")
         raise TutorialInputError(f"{name} must be {kind}, got {value!r}.")
     return value
+
+
+def expect_tokens(tokens: object, name: str = "tokens", model=None) -> torch.Tensor:
+    """Check `tokens` is an int tensor [batch, pos]; with `model`, that it fits the model's context
+    (at most cfg.n_ctx positions) and vocabulary (ids in [0, cfg.d_vocab))."""
+    tokens = expect_ndim(tokens, 2, name, "[batch, pos]")
+    expect_dtype(tokens, "int", name)
+    if model is None:
+        return tokens
+    n_ctx = getattr(model.cfg, "n_ctx", None)
+    if n_ctx is not None and tokens.shape[1] > n_ctx:
+        raise TutorialInputError(f"{name} has {tokens.shape[1]} positions; the model takes at most {n_ctx}.")
+    d_vocab = model.cfg.d_vocab
+    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= d_vocab):
+        raise TutorialInputError(
+            f"{name} must lie in [0, {d_vocab - 1}] (d_vocab), got values in [{int(tokens.min())}, {int(tokens.max())}]."
+        )
+    return tokens
+
+
+def expect_scalar(value: object, what: str = "metric") -> torch.Tensor:
+    """Check that what `what` returned is one number (a Python number or a one-element tensor); return it
+    as a detached 0-dim tensor, its dtype kept."""
+    value = torch.as_tensor(value)
+    if value.numel() != 1:
+        raise TutorialInputError(
+            f"{what} must return a scalar (e.g. the mean over the batch), got a tensor of shape {tuple(value.shape)}."
+        )
+    return value.detach().reshape(())
+
+
+def expect_heads(heads: object, model, name: str = "heads") -> list[tuple[int, int]]:
+    """Check `heads` is a non-empty list of (layer, head) pairs inside `model`; return them as int pairs."""
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    try:
+        out = [tuple(int(x) for x in pair) for pair in heads]  # pyright: ignore[reportGeneralTypeIssues]
+    except (TypeError, ValueError):
+        out = None
+    if not out or any(len(p) != 2 or not (0 <= p[0] < n_layers and 0 <= p[1] < n_heads) for p in out):
+        raise TutorialInputError(
+            f"{name} must be a non-empty list of (layer, head) with 0 <= layer < {n_layers} and "
+            f"0 <= head < {n_heads}; got {heads if out is None else out}."
+        )
+    return [(p[0], p[1]) for p in out]

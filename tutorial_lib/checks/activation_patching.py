@@ -1,16 +1,22 @@
 """Checks for chapter 04, activation patching: `from tutorial_lib.checks import activation_patching as checks`.
 
 The student writes simple loops (one `run_with_hooks` per patched cell); each check compares them
-with the batched kernel in `tutorial_lib.patching` on a tiny random TransformerBridge."""
+with the batched kernel in `tutorial_lib.patching` on a tiny random TransformerBridge. The references
+live in the kernel (`tutorial_lib.patching`), each with its exercise id in its docstring."""
 
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
 from torch import Tensor
-from transformer_lens.utilities import get_act_name
 
 from .. import patching as P
+from ..patching import (
+    attribution_patch_resid,
+    get_act_name,
+    mean_ablate_head,
+    patch_position_hook,
+    path_patch_to_receiver,
+)
 from .core import Mismatch, call_student, compare, exercise, random_model
 
 
@@ -69,15 +75,6 @@ def check_logit_diff(fn):
 
 
 # ---- 04.2 a patching hook
-
-
-def patch_position_hook(
-    activation: Float[Tensor, "batch pos d_model"], hook, clean_activation: Float[Tensor, "batch pos d_model"], pos: int
-) -> Float[Tensor, "batch pos d_model"]:
-    """The corrupted activation with position `pos` replaced by the clean one (every prompt)."""
-    out = activation.clone()
-    out[:, pos] = clean_activation[:, pos]
-    return out
 
 
 @exercise("04.2", "A patching hook", reference=patch_position_hook)
@@ -160,7 +157,7 @@ def check_patch_head_grid(fn):
                 for head in range(min(want.shape[1], corrupted.shape[1])):
                     name = get_act_name("z", layer)
 
-                    def hook(z, hook, head=head, name=name, cache=clean_cache):
+                    def hook(z, hook, head=head, name=name, cache=clean_cache):  # noqa: ARG001 - TransformerLens calls hooks with hook=
                         z = z.clone()
                         z[:, head] = cache[name][:, head]
                         return z
@@ -184,39 +181,10 @@ def check_patch_head_grid(fn):
 # ---- 04.5 path patching
 
 
-def path_patch_to_receiver(model, clean_tokens, corrupted_tokens, metric, senders, receiver, receiver_input) -> float:
-    """metric on the clean run when only head `receiver`'s input `receiver_input` ("q", "k" or "v") sees the
-    corrupted outputs of the `senders` heads (every other head frozen at its clean output while it is computed)."""
-    return P.path_patch_group(model, clean_tokens, corrupted_tokens, metric, senders, receivers=[receiver],
-                              receiver_input=receiver_input).item()  # fmt: skip
-
-
 def _unfrozen_path(model, clean, corrupted, metric, senders, receiver, kind) -> float:
     """The slip: step 1 corrupts the senders but lets every other head recompute."""
-    head, name = receiver[1], get_act_name(kind, receiver[0])
-    _, xc = model.run_with_cache(corrupted)
-    store = {}
-
-    def corrupt(sender_layer):
-        def hook(z, hook):
-            z = z.clone()
-            for sl, sh in senders:
-                if sl == sender_layer:
-                    z[:, :, sh] = xc[get_act_name("z", sl)][:, :, sh]
-            return z
-
-        return hook
-
-    hooks = [(get_act_name("z", sl), corrupt(sl)) for sl in sorted({sl for sl, _ in senders})]
-    hooks.append((name, lambda a, hook: store.__setitem__("x", a.clone())))
-    model.run_with_hooks(clean, fwd_hooks=hooks)
-
-    def put(a, hook):
-        a = a.clone()
-        a[:, :, head] = store["x"][:, :, head]
-        return a
-
-    return metric(model.run_with_hooks(clean, fwd_hooks=[(name, put)])).item()
+    return P.path_patch_group(model, clean, corrupted, metric, senders, receivers=[receiver], receiver_input=kind,
+                              freeze_others=False).item()  # fmt: skip
 
 
 @exercise("04.5", "Path patching into one head's query, keys or values", reference=path_patch_to_receiver)
@@ -267,11 +235,6 @@ def check_path_patch_to_receiver(fn):
 # ---- 04.7 mean ablation
 
 
-def mean_ablate_head(model, tokens, metric, layer: int, head: int, reference_tokens) -> float:
-    """metric(model(tokens)) with head (layer, head)'s output replaced by its mean over reference_tokens."""
-    return P.ablate(model, tokens, metric, "head", "mean", reference_tokens=reference_tokens)[layer, head].item()
-
-
 @exercise("04.7", "Mean-ablate a head", reference=mean_ablate_head)
 def check_mean_ablate_head(fn):
     model = random_model(0)
@@ -314,7 +277,7 @@ def _mean_all_positions(model, tokens, metric, layer, head, reference) -> float:
     _, cache = model.run_with_cache(reference)
     mean = cache[name][:, :, head].mean(dim=(0, 1))
 
-    def hook(z, hook):
+    def hook(z, hook):  # noqa: ARG001 - TransformerLens calls hooks with hook=
         z = z.clone()
         z[:, :, head] = mean
         return z
@@ -323,11 +286,6 @@ def _mean_all_positions(model, tokens, metric, layer, head, reference) -> float:
 
 
 # ---- 04.6 attribution patching
-
-
-def attribution_patch_resid(model, clean_tokens, corrupted_tokens, metric) -> Float[Tensor, "layer pos"]:
-    """Attribution-patching estimate of patching resid_pre at each (layer, position): sum of (clean - corrupted) * grad."""
-    return P.attribution_patch(model, clean_tokens, corrupted_tokens, metric, grids="resid_pre")["resid_pre"]
 
 
 @exercise("04.6", "Attribution patching of the residual stream", reference=attribution_patch_resid)

@@ -1,5 +1,6 @@
 """Checks for chapter 03, probing: probe datasets, logistic probes, control tasks, projecting a
-direction out, and steering vectors."""
+direction out, and steering vectors. The references live in the kernel (`tutorial_lib.probing`), each with
+its exercise id in its docstring."""
 
 from __future__ import annotations
 
@@ -9,33 +10,13 @@ import torch
 from torch import Tensor
 
 from .. import probing
+from ..probing import probe_rows, steered_logits, steering_vector, train_logistic_probe
 from .core import Mismatch, call_student, compare, exercise, random_model
-from .foundations import _tokens
-
-# ---- references with the notebook's signatures (built on the kernel in tutorial_lib.probing)
 
 
-def probe_rows(act: Tensor, labels: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """[batch, pos, d] activations and [batch, pos] labels -> rows (X [n, d], y [n]) where mask is True."""
-    return probing._rows_from_act(act, mask), probing._labels_at(labels, mask)
-
-
-def train_logistic_probe(X: Tensor, y: Tensor, n_classes: int) -> tuple[Tensor, Tensor]:
-    """A logistic probe as raw-space weights: logits = X @ W + b, W [d, C], b [C]."""
-    probe = probing.train_logistic(X, y, n_classes)
-    W = probe.weight
-    return W, probe.b - probe.mean @ W
-
-
-def steering_vector(X: Tensor, y: Tensor) -> Tensor:
-    """mean(X[y == 1]) - mean(X[y == 0]), not normalised."""
-    return probing.diff_of_means(X, y, 1, 0, normalize=False)
-
-
-def steered_logits(model, tokens: Tensor, hook_name: str, vector: Tensor, strength: float) -> Tensor:
-    """Logits with strength * vector added to `hook_name` at every position."""
-    fn = probing._direction_hook(vector, "add", strength, "all")
-    return model.run_with_hooks(tokens, fwd_hooks=[(hook_name, fn)])
+def _tokens(seed: int, batch: int = 3, pos: int = 9) -> Tensor:
+    """Random token ids for the tiny random model (vocabulary of 23)."""
+    return torch.randint(0, 23, (batch, pos), generator=torch.Generator().manual_seed(seed))
 
 
 def _pair(got, what: str) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,142 @@
+"""Chapter 04's activation patching: patch each clean activation of a grid into the corrupted run.
+
+Denoising, as ``transformer_lens.patching``: run the **corrupted** tokens, patch in one activation from
+the **clean** run, record ``metric(patched_logits)``. Every grid equals its TransformerLens twin
+(``grids.TRANSFORMERLENS``) to float tolerance.
+"""
+
+from __future__ import annotations
+
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from ..validation import expect_range
+from .engine import cache_many, needed
+from .grids import PATCH_GRIDS, check_grid, check_pair, get_act_name
+from .metrics import Metric
+from .runner import DEFAULT_CHUNK_ELEMENTS, cached_names, run_grid
+
+__all__ = [
+    "activation_patch",
+    "patch_attn_out",
+    "patch_head_out_all_pos",
+    "patch_head_out_by_pos",
+    "patch_head_pattern_all_pos",
+    "patch_head_pattern_by_pos",
+    "patch_mlp_out",
+    "patch_position_hook",
+    "patch_resid_pre",
+]
+
+
+def patch_position_hook(
+    activation: Float[Tensor, "batch pos d_model"],
+    hook,  # noqa: ARG001 - the TransformerLens hook signature (activation, hook)
+    clean_activation: Float[Tensor, "batch pos d_model"],
+    pos: int,
+) -> Float[Tensor, "batch pos d_model"]:
+    """The corrupted activation with position `pos` replaced by the clean one (every prompt).
+
+    Chapter 04: activation patching. Exercise 04.2 (the reference).
+    """
+    out = activation.clone()
+    out[:, pos] = clean_activation[:, pos]
+    return out
+
+
+def activation_patch(
+    model,
+    clean_tokens: Int[Tensor, "batch pos"],
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    metric: Metric,
+    grid: str,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    engine: str | None = None,
+) -> Float[Tensor, "layer ..."]:
+    """metric after patching each clean activation of `grid` into the corrupted run (see GRIDS for shapes).
+
+    Equal to ``transformer_lens.patching.<TRANSFORMERLENS[grid]>(model, corrupted_tokens, clean_cache, metric)``.
+    `engine` caps the engine used (see tutorial_lib.patching.engine).
+
+    Chapter 04: activation patching.
+    """
+    clean, corrupted = check_pair(model, clean_tokens, corrupted_tokens)
+    spec = check_grid(model, grid, PATCH_GRIDS)
+    expect_range(chunk_elements, "chunk_elements", low=1)
+    names = needed(cached_names(model, spec))
+    (_, clean_cache), (corrupted_logits, corrupted_cache) = cache_many(model, [clean, corrupted], names, engine)
+
+    def source(layer: int) -> Tensor:
+        return clean_cache[get_act_name(spec.hook, layer)]
+
+    return run_grid(model, spec, corrupted_cache, corrupted_logits, metric, source, chunk_elements, engine)
+
+
+def patch_resid_pre(
+    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None
+) -> Float[Tensor, "layer pos"]:
+    """Patch the clean residual stream entering each block, one position at a time.
+
+    Chapter 04: activation patching. Exercise 04.3 (the reference, as `patch_resid_pre_grid`).
+    """
+    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "resid_pre", engine=engine)
+
+
+def patch_attn_out(
+    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None
+) -> Float[Tensor, "layer pos"]:
+    """Patch each attention layer's clean output, one position at a time.
+
+    Chapter 04: activation patching.
+    """
+    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "attn_out", engine=engine)
+
+
+def patch_mlp_out(
+    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None
+) -> Float[Tensor, "layer pos"]:
+    """Patch each MLP layer's clean output, one position at a time.
+
+    Chapter 04: activation patching.
+    """
+    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "mlp_out", engine=engine)
+
+
+def patch_head_out_all_pos(
+    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None
+) -> Float[Tensor, "layer head"]:
+    """Patch each head's clean output (hook_z) at every position.
+
+    Chapter 04: activation patching. Exercise 04.4 (the reference, as `patch_head_grid`).
+    """
+    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "head_out_all_pos", engine=engine)
+
+
+def patch_head_out_by_pos(
+    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None
+) -> Float[Tensor, "layer pos head"]:
+    """Patch each head's clean output (hook_z) at one position.
+
+    Chapter 04: activation patching.
+    """
+    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "head_out_by_pos", engine=engine)
+
+
+def patch_head_pattern_all_pos(
+    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None
+) -> Float[Tensor, "layer head"]:
+    """Patch each head's whole clean attention pattern.
+
+    Chapter 04: activation patching.
+    """
+    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "head_pattern_all_pos", engine=engine)
+
+
+def patch_head_pattern_by_pos(
+    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None
+) -> Float[Tensor, "layer head dest_pos"]:
+    """Patch one row (one destination position) of each head's clean attention pattern.
+
+    Chapter 04: activation patching.
+    """
+    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "head_pattern_by_pos", engine=engine)

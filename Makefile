@@ -8,7 +8,7 @@
 # in the repository, which it creates. It never installs into the system Python (PEP 668).
 #
 # Offline once installed: a stamp in the environment records what was installed, from the hash of
-# pyproject.toml and TORCH_SPEC; while it matches, nothing runs pip, so `make lab` starts JupyterLab
+# what pyproject.toml installs and TORCH_SPEC; while it matches, nothing runs pip, so `make lab` starts JupyterLab
 # with no network. Delete the stamp (or change pyproject.toml) to reinstall.
 #
 # TORCH_SPEC picks the torch build: the default takes the CPU wheel; on a CUDA machine use
@@ -24,7 +24,9 @@ ENV_DIR := .venv
 endif
 PY := $(ENV_DIR)/bin/python
 PIP = $(PY) -m pip install --quiet --disable-pip-version-check
-INSTALL_HASH := $(shell { cat pyproject.toml; echo '$(TORCH_SPEC)'; } 2>/dev/null | cksum | cut -d' ' -f1)
+# What decides the install: pyproject's build, project and setuptools tables (not its lint settings) and TORCH_SPEC
+INSTALL_HASH := $(shell { awk '/^\[/{keep = ($$0 ~ /^\[(build-system|project|tool\.setuptools)/)} keep' pyproject.toml; \
+	echo '$(TORCH_SPEC)'; } 2>/dev/null | cksum | cut -d' ' -f1)
 STAMP := $(ENV_DIR)/.tutorial-installed-$(INSTALL_HASH)
 
 .PHONY: install venv browser lab test test-fast lint reproduce

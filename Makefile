@@ -47,7 +47,7 @@ venv:
 # The stamp: present only after a complete install of exactly this pyproject.toml and TORCH_SPEC.
 $(STAMP):
 	@$(MAKE) --no-print-directory venv
-	@echo "Installing into $(ENV_DIR)/ (first time: about 5 minutes and 1 GB of downloads; later runs install nothing)"
+	@echo "Installing into $(ENV_DIR)/ (first time: 2-5 minutes, about 670 MB of downloads; later runs install nothing)"
 	rm -f $(ENV_DIR)/.tutorial-installed-*
 	$(PIP) --upgrade "pip>=23" "setuptools>=77"
 	$(PIP) "$(TORCH_SPEC)"

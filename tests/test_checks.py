@@ -22,7 +22,7 @@ def test_reference_passes(ex_id, capsys):
 
 @pytest.mark.parametrize("ex_id", list(EXERCISES))
 def test_stub_is_not_attempted(ex_id, capsys):
-    def stub(*args, **kwargs):
+    def stub(*_args, **_kwargs):
         raise NotImplementedError("Exercise: write it")
 
     result = EXERCISES[ex_id].check(stub)
@@ -33,7 +33,7 @@ def test_stub_is_not_attempted(ex_id, capsys):
 @pytest.mark.parametrize("ex_id", list(EXERCISES))
 @pytest.mark.parametrize("broken", ["raises", "wrong_shape", "none"])
 def test_broken_function_gets_a_hint(ex_id, broken, capsys):
-    def fn(*args, **kwargs):
+    def fn(*_args, **_kwargs):
         if broken == "raises":
             raise ValueError("oops")
         if broken == "wrong_shape":
@@ -77,10 +77,11 @@ def test_call_student_reports_the_line_that_failed():
     with pytest.raises(Mismatch, match="AttributeError.*line"):
         call_student(fn, torch.zeros(1))
     with pytest.raises(Mismatch, match="without calling it"):
-        call_student(42)
+        call_student(42)  # pyright: ignore[reportArgumentType] - the check must answer a non-callable
 
 
-def test_grade_log_records_results(tmp_path, monkeypatch, capsys):
+@pytest.mark.usefixtures("capsys")  # keeps the checks' printed results out of the test log
+def test_grade_log_records_results(tmp_path, monkeypatch):
     from tutorial_lib.checks.core import EXERCISES as registry
 
     log = tmp_path / "log.jsonl"
@@ -104,7 +105,7 @@ def test_grade_log_records_results(tmp_path, monkeypatch, capsys):
 
 def _student_path_patch(mistake=None):
     """A student's path patching written with plain hooks, correct or with one of the usual slips."""
-    from transformer_lens.utilities import get_act_name
+    from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPrivateImportUsage]
 
     def fn(model, clean_tokens, corrupted_tokens, metric, senders, receiver, receiver_input):
         layer, head = receiver
@@ -112,7 +113,7 @@ def _student_path_patch(mistake=None):
         _, xc = model.run_with_cache(corrupted_tokens)
 
         def freeze(sender_layer):
-            def hook(z, hook):
+            def hook(z, hook):  # noqa: ARG001 - TransformerLens calls hooks with hook=
                 z = z.clone() if mistake == "unfrozen" else cc[get_act_name("z", sender_layer)].clone()
                 for sl, sh in senders:
                     if sl == sender_layer:
@@ -123,13 +124,17 @@ def _student_path_patch(mistake=None):
 
         name = get_act_name(receiver_input, layer)
         store = {}
+
+        def grab(z, hook):  # noqa: ARG001 - TransformerLens calls hooks with hook=
+            store["x"] = z.clone()
+
         hooks = [(get_act_name("z", sl), freeze(sl)) for sl in range(model.cfg.n_layers)]
-        hooks.append((name, lambda a, hook: store.__setitem__("x", a.clone())))
+        hooks.append((name, grab))
         logits = model.run_with_hooks(clean_tokens, fwd_hooks=hooks)
         if mistake == "first_run":
             return metric(logits).item()
 
-        def put(a, hook):
+        def put(a, hook):  # noqa: ARG001 - TransformerLens calls hooks with hook=
             a = a.clone()
             if mistake == "whole_layer":
                 return store["x"]
@@ -150,7 +155,8 @@ def _student_path_patch(mistake=None):
         ("unfrozen", "freeze every head"),
     ],
 )
-def test_path_patching_check_names_the_slip(mistake, hint, capsys):
+@pytest.mark.usefixtures("capsys")
+def test_path_patching_check_names_the_slip(mistake, hint):
     result = EXERCISES["04.5"].check(_student_path_patch(mistake))
     if mistake is None:
         assert result.status == "passed", result.hint

@@ -112,6 +112,9 @@ def test_head_ablation_hook_zero_mean_and_given_values():
     given = torch.randn(1, 5, 4, 2)
     out = hooks.head_ablation_hook([0], given)(z, None)
     assert torch.equal(out[:, :, 0], given[:, :, 0].expand(3, -1, -1)) and torch.equal(out[:, :, 1:], z[:, :, 1:])
+    longer = torch.randn(1, 8, 4, 2, dtype=torch.float64)  # means of a longer run, in another dtype
+    out = hooks.head_ablation_hook([2], longer)(z, None)
+    assert out.dtype == z.dtype and torch.equal(out[:, :, 2], longer[:, :5, 2].float().expand(3, -1, -1))
     with pytest.raises(TutorialInputError, match="replacement"):
         hooks.head_ablation_hook(0, "resample")
 

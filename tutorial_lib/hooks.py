@@ -80,7 +80,8 @@ def head_ablation_hook(heads: int | Sequence[int], replacement: str | Tensor = "
 
     replacement "zero" sets them to 0; "mean" to their mean over the batch at each position (of the z
     the hook receives); a tensor [1 or batch, pos, head, d_head] (e.g. means from a clean run) is copied
-    in. The hook edits a copy of z, so the cache of an earlier run is left alone.
+    in, its first z.shape[1] positions in z's dtype (so means of a longer run serve shorter prompts).
+    The hook edits a copy of z, so the cache of an earlier run is left alone.
     Chapter 00: foundations (used again in chapters 04 and 05 and by the organisms' reports).
     """
     if isinstance(replacement, str):
@@ -89,7 +90,7 @@ def head_ablation_hook(heads: int | Sequence[int], replacement: str | Tensor = "
     def hook(z: Float[Tensor, "batch pos head d_head"], hook) -> Float[Tensor, "batch pos head d_head"]:  # noqa: ARG001 - TransformerLens passes the hook point
         z = z.clone()
         if isinstance(replacement, Tensor):
-            z[:, :, heads] = replacement[:, :, heads].expand_as(z[:, :, heads])
+            z[:, :, heads] = replacement[:, : z.shape[1], heads].to(z.dtype).expand_as(z[:, :, heads])
         elif replacement == "zero":
             z[:, :, heads] = 0.0
         else:

@@ -16,6 +16,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPrivateImportUsage]
 
+from .hooks import head_ablation_hook
 from .validation import TutorialInputError, expect_ndim, expect_range, expect_shape
 
 # ----------------------------------------------------------------------------------------------
@@ -110,17 +111,6 @@ def component_means(model, tokens: Int[Tensor, "batch pos"], mlps: bool = True) 
     return {name: act.mean(0, keepdim=True) for name, act in cache.items()}
 
 
-def _mean_heads_hook(means: dict[str, Tensor], name: str, heads: list[int]):
-    """A hook on `name` (a hook_z) that sets `heads` to their mean over the batch, position by position."""
-
-    def hook_z(z, hook):  # noqa: ARG001 - TransformerLens passes hook=
-        z = z.clone()
-        z[:, :, heads] = means[name][:, : z.shape[1], heads].to(z.dtype).expand_as(z[:, :, heads])
-        return z
-
-    return hook_z
-
-
 def _mean_hook(means: dict[str, Tensor], name: str):
     """A hook on `name` that replaces the whole activation by its mean over the batch, position by position."""
 
@@ -140,7 +130,7 @@ def circuit_hooks(model, keep_heads: set[tuple[int, int]], means: dict[str, Tens
         drop = [h for h in range(model.cfg.n_heads) if (layer, h) not in keep_heads]
         name = get_act_name("z", layer)
         if drop:
-            hooks.append((name, _mean_heads_hook(means, name, drop)))
+            hooks.append((name, head_ablation_hook(drop, means[name])))
         mlp = get_act_name("mlp_out", layer)
         if ablate_mlps and not model.cfg.attn_only:
             hooks.append((mlp, _mean_hook(means, mlp)))
@@ -236,7 +226,7 @@ def direct_and_total_effects(model, tokens, answer, wrong, end_pos, means: dict[
         for head in range(cfg.n_heads):
             delta = (z_mean[:, head] - z[:, head]) @ W_O[head]
             direct[layer, head] = -direct_effect(delta, scale, direction).mean()
-            hook = _mean_heads_hook(means, name, [head])
+            hook = head_ablation_hook([head], means[name])
             total[layer, head] = (clean - ld(model.run_with_hooks(tokens, fwd_hooks=[(name, hook)]))).mean()
     return {"direct": direct, "total": total, "clean": clean.mean()}
 

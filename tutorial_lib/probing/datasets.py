@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -84,16 +84,7 @@ class ProbeDataset:
     def with_acts(self, acts: Float[Tensor, "n d"]) -> ProbeDataset:
         """The same rows, labels and split with other activations (e.g. a direction projected out)."""
         expect_shape(acts, (len(self), None), "acts", "[n, d]")
-        return ProbeDataset(
-            acts,
-            self.labels,
-            self.prompt_ids,
-            self.train_idx,
-            self.test_idx,
-            self.positions,
-            self.token_ids,
-            self.hook_name,
-        )
+        return replace(self, acts=acts)
 
     def with_labels(self, labels: Tensor) -> ProbeDataset:
         """The same rows and split with other labels (e.g. control-task labels)."""
@@ -102,16 +93,7 @@ class ProbeDataset:
             raise TutorialInputError(
                 f"labels must have {len(self)} rows (one per activation), got {tuple(labels.shape)}."
             )
-        return ProbeDataset(
-            self.acts,
-            labels,
-            self.prompt_ids,
-            self.train_idx,
-            self.test_idx,
-            self.positions,
-            self.token_ids,
-            self.hook_name,
-        )
+        return replace(self, labels=labels)
 
 
 def split_prompts(

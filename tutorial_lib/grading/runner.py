@@ -27,6 +27,8 @@ class Snapshot:
         import torch
         import torch.nn.functional
 
+        with contextlib.suppress(ImportError):  # importing it rewraps torch.manual_seed: not the notebook's doing
+            import torch._dynamo
         names = [n for n in sys.modules if n == "tutorial_lib" or n.startswith("tutorial_lib.")]
         self.strict = {n: sys.modules[n] for n in [*names, *extra_modules] if n in sys.modules}
         self.callables = {"torch": torch, "torch.nn.functional": torch.nn.functional, "builtins": builtins}

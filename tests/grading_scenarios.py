@@ -4,6 +4,7 @@ to the notebooks, and the scenario notebooks, each something students do to a no
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,25 +125,40 @@ def scenarios() -> dict[str, object]:
     }
 
 
+def install_checks(lib: Path) -> Iterator[Path]:
+    """The test-only checks module in `lib`, on PYTHONPATH (the grader's kernels and runners import it
+    from there, as they would an installed tutorial_lib) and registered here, until the generator is closed."""
+    lib.mkdir(exist_ok=True)
+    (lib / f"{CHECKS_MODULE}.py").write_text(CHECKS_SOURCE)
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(lib), saved]))
+    sys.path.insert(0, str(lib))
+    importlib.import_module(CHECKS_MODULE)
+    try:
+        yield lib
+    finally:
+        sys.path.remove(str(lib))
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+        sys.modules.pop(CHECKS_MODULE, None)
+        for key in ("98.1", "98.2", "98.3"):
+            EXERCISES.pop(key, None)
+
+
 def class_dir(root: Path) -> Iterator[Path]:
-    """A class directory with the scenario notebooks and the test-only checks module, registered here
-    too (so the grader knows chapter 98) until the generator is closed. For a fixture to yield from."""
-    (root / f"{CHECKS_MODULE}.py").write_text(CHECKS_SOURCE)
+    """A class directory with the scenario notebooks, the test-only checks module installed (see
+    install_checks) until the generator is closed. For a fixture to yield from."""
+    root.mkdir(exist_ok=True)
     for name, nb in scenarios().items():
         target = root / f"{name}.ipynb"
         if isinstance(nb, str):
             target.write_text(nb)
         else:
             nbformat.write(nb, target)
-    sys.path.insert(0, str(root))
-    importlib.import_module(CHECKS_MODULE)
-    try:
+    for _ in install_checks(root.parent / f"{root.name}-lib"):
         yield root
-    finally:
-        sys.path.remove(str(root))
-        sys.modules.pop(CHECKS_MODULE, None)
-        for key in ("98.1", "98.2", "98.3"):
-            EXERCISES.pop(key, None)
 
 
 def statuses(report) -> dict[str, str]:
@@ -155,3 +171,76 @@ def hint(report, exercise) -> str:
 
 def notes(report) -> str:
     return "\n".join(e.line() for e in report.events)
+
+
+SQUARE = "def square(x):\n    return x * x"
+HALVE = "def halve(x):\n    return x / 2"
+SOLVED = {"98.1": "passed", "98.2": "passed", "98.3": "passed"}
+FORGE_LOG = """import json
+import os
+
+path = os.environ.get("TUTORIAL_GRADE_LOG")
+if path:
+    with open(path, "a") as f:
+        for n in (1, 2, 3):
+            f.write(json.dumps({"exercise": f"98.{n}", "status": "passed", "title": "forged"}) + "\\n")
+"""
+PATCH_CHECKS = "checks.call_student = lambda *a, **k: None\nchecks.compare = lambda *a, **k: None"
+SNOOP = """import os
+
+secret = os.environ.get("INSTRUCTOR_SECRET", "unset")
+raise RuntimeError(f"secret={secret} files={sorted(os.listdir('.'))}")"""
+MEMORY_HOG = """import resource
+
+soft = resource.getrlimit(resource.RLIMIT_DATA)[0]
+assert soft != resource.RLIM_INFINITY, "no memory limit"
+hog = bytearray(soft + 2**20)"""
+FILE_HOG = """import resource
+
+assert resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY, "no file size limit"
+with open("big.bin", "wb") as f:
+    f.write(bytes(4 * 2**20))"""
+FORKS = """import os, resource, time
+
+assert resource.getrlimit(resource.RLIMIT_NPROC)[0] != resource.RLIM_INFINITY, "no process limit"
+assert resource.getrlimit(resource.RLIMIT_CPU)[0] != resource.RLIM_INFINITY, "no CPU limit"
+children = []
+for _ in range(60):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(3)
+        os._exit(0)
+    children.append(pid)
+print(len(children), "children")"""
+
+
+def trust_scenarios() -> dict[str, object]:
+    """What a student does to forge a grade or reach the instructor's machine (issue 17), each
+    in a notebook of chapter 98."""
+    std = standard_cells()
+    solved = [DOUBLE, CHECK[1], SQUARE, CHECK[2], HALVE, CHECK[3]]
+    return {
+        # appends "passed" lines to the grade log the checks used to write to, after the checks ran
+        "98_forged_log": notebook(*std, FORGE_LOG),
+        # turns the checks into no-ops
+        "98_patched": notebook(SETUP, PATCH_CHECKS, *std[1:]),
+        # prints the instructor's secret and the class folder in an error (into the report's notes)
+        "98_snoop": notebook(SETUP, SNOOP, *solved),
+        # asks for more memory than the limit
+        "98_memory_hog": notebook(SETUP, MEMORY_HOG, *solved),
+        # a solved notebook whose kernel dies before the first check
+        "98_dies_solved": notebook(SETUP, DOUBLE, "import os\nos._exit(1)", *solved[1:]),
+    }
+
+
+def limit_scenarios() -> dict[str, object]:
+    """Graded with small limits: a file larger than the limit, a bounded fork bomb."""
+    solved = [DOUBLE, CHECK[1], SQUARE, CHECK[2], HALVE, CHECK[3]]
+    return {"98_file_hog": notebook(SETUP, FILE_HOG, *solved), "98_forks": notebook(SETUP, FORKS, *solved)}
+
+
+def write_notebooks(root: Path, notebooks: dict[str, object]) -> list[Path]:
+    root.mkdir(exist_ok=True)
+    for name, nb in notebooks.items():
+        nbformat.write(nb, root / f"{name}.ipynb")
+    return [root / f"{name}.ipynb" for name in notebooks]

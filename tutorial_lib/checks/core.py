@@ -5,11 +5,9 @@ what came back, the usual cause), never a traceback from inside the library."""
 from __future__ import annotations
 
 import functools
-import json
-import os
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -167,14 +165,6 @@ def compare(got: Any, want: Any, what: str, atol: float = 1e-5, rtol: float = 1e
         raise Mismatch(f"{what}: expected {want!r}, got {got!r}.{extra}")
 
 
-def _log(result: CheckResult) -> None:
-    """Append the result to TUTORIAL_GRADE_LOG (a JSON-lines file) when the grader asks for it."""
-    path = os.environ.get("TUTORIAL_GRADE_LOG")
-    if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(asdict(result)) + "\n")
-
-
 def _report(result: CheckResult, function_name: str) -> None:
     head = f"{result.exercise} {result.title}"
     if result.status == "passed":
@@ -212,7 +202,6 @@ def exercise(id: str, title: str, reference: Callable, function_name: str | None
                     "Check that your function returns the type and shape its docstring asks for.",
                 )
             _report(result, name)
-            _log(result)
             return result
 
         if id in EXERCISES:

@@ -1,5 +1,6 @@
-"""Grade students' notebooks headless: execute each one with the current Python kernel, collect
-every exercise check's result (the checks append them to TUTORIAL_GRADE_LOG), and report per
+"""Grade students' notebooks headless: execute each one with the current Python kernel (sandboxed:
+a scrubbed environment, a private folder, resource limits), run every exercise check on the
+student's functions in a separate process that student code cannot change, and report per
 exercise passed / failed / not attempted / missing, with the hint and what went wrong where.
 
 The command lines: `python -m tutorial_lib grade PATH...` (`main`) and `python -m tutorial_lib
@@ -19,6 +20,7 @@ from .formatting import SYMBOLS, as_json, format_report, format_summary
 from .grader import default_jobs, find_notebooks, grade_many
 from .registry import chapter_modules, exercise_key, exercise_registry
 from .reports import NotebookReport
+from .sandbox import DEFAULT_LIMITS, Limits
 
 __all__ = ["main", "progress_main"]
 
@@ -46,6 +48,21 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         help=f"notebooks graded at once (default {default_jobs()}; each runs its own kernel)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON (for a learning-management system)")
+    limits = parser.add_argument_group("limits on student code (per process; 0 = none)")
+    for name, unit, what in (
+        ("memory_mb", "MB", "heap and private memory (RLIMIT_DATA)"),
+        ("cpu_seconds", "S", "CPU seconds of a kernel, all threads"),
+        ("file_mb", "MB", "size of any file written"),
+        ("processes", "N", "processes beyond the user's current ones (not enforced for root)"),
+    ):
+        default = getattr(DEFAULT_LIMITS, name)
+        limits.add_argument(
+            "--" + name.replace("_", "-"), type=int, default=default, metavar=unit, help=f"{what} (default {default})"
+        )
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(args.memory_mb, args.cpu_seconds, args.file_mb, args.processes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         on_done=progress,
         cell_timeout=args.timeout,
         notebook_timeout=args.notebook_timeout,
+        limits=_limits(args),
     )
     if args.json:
         print(json.dumps(as_json(reports), indent=1))
@@ -180,6 +198,7 @@ def progress_main(argv: list[str] | None = None) -> int:
         use_cache=not args.no_cache,
         cell_timeout=args.timeout,
         notebook_timeout=args.notebook_timeout,
+        limits=_limits(args),
     )
     rows = _progress_rows(reports)
     if args.json:

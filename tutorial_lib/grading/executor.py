@@ -1,11 +1,15 @@
 """The executor: run every code cell of a notebook in a fresh kernel of this Python, carrying on after
-errors, timeouts (interrupt, then restart if the interrupt is ignored) and kernels that die."""
+errors, timeouts (interrupt, then restart if the interrupt is ignored) and kernels that die (a new
+kernel is given the definitions of the cells before). Its output is shown, never used for grades."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +17,8 @@ from typing import Any
 
 from .notebook_io import cell_label
 from .reports import CellEvent
+from .sandbox import Limits, limited_argv, sandbox_env
+from .statements import definitions, replay_source
 
 __all__ = [
     "DEFAULT_CELL_TIMEOUT",
@@ -30,8 +36,8 @@ PROBE_TIMEOUT = 15  # after a timeout: how long an interrupted kernel may take t
 _LOG = logging.getLogger("tutorial_lib.grading")
 
 
-def _kernel_manager():
-    """A kernel manager that always starts this Python (sys.executable) with ipykernel."""
+def _kernel_manager(limits: Limits | None = None):
+    """A kernel manager that always starts this Python (sys.executable) with ipykernel, under `limits`."""
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
 
@@ -39,25 +45,17 @@ def _kernel_manager():
         def get_kernel_spec(self, kernel_name, *args, **kwargs):  # noqa: ARG002 - whatever is asked for, this Python
             import ipykernel.kernelspec as ks
 
-            return KernelSpec(resource_dir=ks.RESOURCES, **ks.get_kernel_dict())
+            spec = ks.get_kernel_dict()
+            spec["argv"] = limited_argv([sys.executable, *spec["argv"][1:]], limits)
+            return KernelSpec(resource_dir=ks.RESOURCES, **spec)
 
     return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=_CurrentPython())
 
 
-def kernel_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment executed notebooks get: offline, quiet, no JS bundles, this tutorial_lib first."""
-    env = dict(os.environ)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env.setdefault("MPLBACKEND", "agg")
-    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    env["TUTORIAL_PROGRESS"] = "0"
-    env.setdefault("TUTORIAL_CIRCUITSVIS", "static")
-    package_parent = str(Path(__file__).resolve().parents[2])  # the folder that holds tutorial_lib/
-    env["PYTHONPATH"] = os.pathsep.join([package_parent, *filter(None, [env.get("PYTHONPATH")])])
-    env.pop("TUTORIAL_GRADE_LOG", None)
-    env.update(extra or {})
-    return env
+def kernel_env(extra: dict[str, str] | None = None, home: str | Path | None = None) -> dict[str, str]:
+    """The environment executed notebooks get: scrubbed (sandbox.sandbox_env), offline, quiet,
+    this tutorial_lib first; with `home`, HOME and TMPDIR in that private folder."""
+    return sandbox_env(home, extra)
 
 
 def _client(nb, cell_timeout: float, startup_timeout: float, on_cell_error: Callable[..., None]):
@@ -97,8 +95,9 @@ class _NotebookRun:
         startup_timeout: float,
         on_kernel_start: Callable[[Any], None] | None,
         on_kernel_stop: Callable[[Any], None] | None,
+        limits: Limits | None = None,
     ):
-        self.nb, self.cwd, self.env, self.cell_timeout = nb, cwd, env, cell_timeout
+        self.nb, self.cwd, self.env, self.cell_timeout, self.limits = nb, cwd, env, cell_timeout, limits
         self.on_kernel_start, self.on_kernel_stop = on_kernel_start, on_kernel_stop
         self.events: list[CellEvent] = []
         self.executed: set[int] = set()
@@ -110,7 +109,7 @@ class _NotebookRun:
 
     async def start(self) -> None:
         client = self.client
-        client.km = _kernel_manager()
+        client.km = _kernel_manager(self.limits)
         client.reset_execution_trackers()
         # the kernel's own log (e.g. ipykernel's warnings) would interleave with the report
         await client.async_start_new_kernel(
@@ -127,10 +126,14 @@ class _NotebookRun:
             return
         if self.on_kernel_stop:
             self.on_kernel_stop(km)
+        group = getattr(getattr(km, "provisioner", None), "pgid", None)
         try:
             await client._async_cleanup_kernel()
         except Exception as err:  # noqa: BLE001 - a dead kernel may refuse a clean shutdown
             _LOG.debug("kernel cleanup: %s", err)
+        if group and group != os.getpgid(0):  # whatever the kernel forked goes with it
+            with contextlib.suppress(OSError):
+                os.killpg(group, signal.SIGKILL)
         client.km, client.kc = None, None
 
     async def responsive(self) -> bool:
@@ -149,17 +152,37 @@ class _NotebookRun:
         finally:
             client.timeout = saved
 
-    async def restart(self, reason: str, cell: int | None) -> None:
+    async def restart(self, reason: str, cell: int) -> None:
+        """A new kernel, given the definitions (imports, functions, assignments) of the cells run before `cell`."""
         await self.stop()
         await self.start()
+        statements = [s for i in sorted(self.executed) if i < cell - 1 for s in definitions(self.nb.cells[i].source)]
+        replayed = await self.replay(replay_source(statements)) if statements else True
         self.events.append(
             CellEvent(
                 cell,
                 "kernel restarted",
-                f"{reason}; the kernel was restarted and grading "
-                "went on, without the variables defined before this cell",
+                f"{reason}; the kernel was restarted, "
+                + (
+                    "the setup and definitions of the cells before it were run again, and grading went on"
+                    if replayed
+                    else "the cells before it could not be run again in time; grading went on without them"
+                ),
             )
         )
+
+    async def replay(self, code: str) -> bool:
+        """Run `code` silently in the new kernel; False when it did not finish within the cell timeout."""
+        client, kc = self.client, self.client.kc
+        if kc is None:
+            return False
+        saved, client.timeout = client.timeout, int(max(1, self.cell_timeout))
+        try:
+            return await client.async_wait_for_reply(kc.execute(code, silent=True, store_history=False)) is not None
+        except Exception:  # noqa: BLE001 - a timeout or a dead kernel: grading goes on regardless
+            return False
+        finally:
+            client.timeout = saved
 
     async def run_cells(self, notebook_timeout: float | None) -> None:
         """Every non-empty code cell in order, until the notebook runs past `notebook_timeout`."""
@@ -234,13 +257,15 @@ async def run_notebook(
     startup_timeout: float = 120,
     on_kernel_start: Callable[[Any], None] | None = None,
     on_kernel_stop: Callable[[Any], None] | None = None,
+    limits: Limits | None = None,
 ) -> tuple[list[CellEvent], set[int]]:
     """Execute every code cell of `nb` in place, carrying on after errors, timeouts and dead kernels.
 
     Returns the events (1-based cell numbers) and the 0-based indices of the cells that ran.
     `on_kernel_start(km)` is called for each kernel started (the benchmark samples its memory).
+    With `limits`, each kernel runs under them (sandbox.Limits).
     """
-    run = _NotebookRun(nb, cwd, env, cell_timeout, startup_timeout, on_kernel_start, on_kernel_stop)
+    run = _NotebookRun(nb, cwd, env, cell_timeout, startup_timeout, on_kernel_start, on_kernel_stop, limits)
     try:
         await run.start()
     except Exception as err:  # noqa: BLE001

@@ -1,13 +1,11 @@
-"""Grading: run a notebook with a log the checks append to, then turn the log, the cells and the
-executor's events into one result per exercise of the chapter; many notebooks at a time."""
+"""Grading: run a notebook sandboxed, run its checks in the trusted runner, then turn the results,
+the cells and the executor's events into one result per exercise of the chapter; many notebooks at a time."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,6 +16,8 @@ from .executor import DEFAULT_CELL_TIMEOUT, DEFAULT_NOTEBOOK_TIMEOUT, kernel_env
 from .notebook_io import chapter_of, code_lines, read_notebook
 from .registry import chapter_modules, check_name, exercise_key, exercise_registry
 from .reports import STATUSES, CellEvent, ExerciseResult, NotebookReport
+from .sandbox import DEFAULT_LIMITS, Limits, private_dir
+from .trusted import grade_checks
 
 __all__ = [
     "agrade_many",
@@ -32,20 +32,6 @@ __all__ = [
 ]
 
 
-def _read_log(path: Path) -> dict[str, dict]:
-    results: dict[str, dict] = {}
-    if not path.exists():
-        return results
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("exercise"), str):
-            results[record["exercise"]] = record  # the last run of a check counts
-    return results
-
-
 def _missing_reason(nb, name: str, events: list[CellEvent], executed: set[int]) -> str:
     """Why a check of the chapter left no result: deleted, retyped, commented out, or did not run."""
     if nb is None:
@@ -55,7 +41,7 @@ def _missing_reason(nb, name: str, events: list[CellEvent], executed: set[int]) 
     live = [i for i in code_cells if any(pattern.search(line) for line in code_lines(nb.cells[i].source))]
     if live:
         i = live[-1]
-        cell_events = [e for e in events if e.cell == i + 1 and e.kind != "kernel restarted"]
+        cell_events = [e for e in events if e.cell == i + 1 and e.kind not in ("kernel restarted", "tampering")]
         if cell_events:
             return f"the check did not run: cell {i + 1} {cell_events[0].message}"
         if i not in executed:
@@ -94,27 +80,25 @@ def assemble(
     return [results[k] for k in sorted(results, key=exercise_key)]
 
 
-async def _execute_with_log(
-    nb, path: Path, env: dict[str, str] | None, cell_timeout: float, notebook_timeout: float | None
+async def _execute(
+    nb, path: Path, exercises: dict, options: dict
 ) -> tuple[list[CellEvent], set[int], dict[str, dict], str | None]:
-    """Run `nb` in its folder with TUTORIAL_GRADE_LOG set: (events, cells run, the checks' log, error)."""
+    """Run `nb` sandboxed in a private copy of its folder, then its checks in the trusted runner:
+    (events, cells run, results per exercise, error)."""
+    env, limits = options.get("env"), options.get("limits", DEFAULT_LIMITS)
+    cell_timeout, notebook_timeout = options["cell_timeout"], options["notebook_timeout"]
     events: list[CellEvent] = []
     executed: set[int] = set()
-    error = None
-    with tempfile.TemporaryDirectory(prefix="tutorial-grade-") as tmp:
-        log = Path(tmp) / "grade.jsonl"
+    with private_dir(path) as work:
         try:
             events, executed = await run_notebook(
-                nb,
-                path.parent.resolve(),
-                kernel_env({**(env or {}), "TUTORIAL_GRADE_LOG": str(log)}),
-                cell_timeout=cell_timeout,
-                notebook_timeout=notebook_timeout,
+                nb, work, kernel_env(env, home=work.parent), cell_timeout, notebook_timeout, limits=limits
             )
         except RuntimeError as err:
-            error = str(err)
-        logged = _read_log(log)
-    return events, executed, logged, error
+            return events, executed, {}, str(err)
+    timed_out = {e.cell - 1 for e in events if e.kind in ("timeout", "not run") and e.cell is not None}
+    trusted = await grade_checks(nb, exercises, executed, timed_out, env, limits, cell_timeout, notebook_timeout)
+    return sorted([*events, *trusted.events], key=lambda e: e.cell or 0), executed, trusted.logged, None
 
 
 async def agrade_notebook(
@@ -123,8 +107,12 @@ async def agrade_notebook(
     notebook_timeout: float | None = DEFAULT_NOTEBOOK_TIMEOUT,
     exercises: dict | None = None,
     env: dict[str, str] | None = None,
+    limits: Limits | None = DEFAULT_LIMITS,
 ) -> NotebookReport:
-    """Execute one notebook with the current Python and collect its exercises' results."""
+    """Execute one notebook with the current Python and collect its exercises' results.
+
+    The notebook runs in a kernel with a scrubbed environment (`env` added), a private folder and
+    `limits`; the grades come from the trusted runner (trusted.py), never from the kernel."""
     path = Path(path)
     exercises = exercise_registry() if exercises is None else exercises
     modules = chapter_modules()
@@ -136,7 +124,9 @@ async def agrade_notebook(
         error = str(err)
     chapter = chapter_of(path, nb)
     if nb is not None:
-        events, executed, logged, error = await _execute_with_log(nb, path, env, cell_timeout, notebook_timeout)
+        options = {"env": env, "limits": limits, "cell_timeout": cell_timeout, "notebook_timeout": notebook_timeout}
+        chapter_exercises = {k: v for k, v in exercises.items() if chapter is None or k.split(".")[0] == chapter}
+        events, executed, logged, error = await _execute(nb, path, chapter_exercises, options)
     if chapter is None and logged:
         chapter = sorted(logged, key=exercise_key)[0].split(".")[0]
     if chapter is None and error is None:

@@ -313,7 +313,7 @@ def _cases_probing() -> list[tuple[str, str, object]]:
         ("probing.probe_rows", "mask shape",
          lambda: probing.probe_rows(torch.randn(2, 6, 4), torch.zeros(2, 6), torch.ones(2, 5, dtype=torch.bool))),
         ("probing.split_prompts", "one prompt", lambda: probing.split_prompts(1)),
-        ("probing.split_prompts", "test_frac 0", lambda: probing.split_prompts(10, test_frac=0.0)),
+        ("probing.split_prompts", "NaN test_frac", lambda: probing.split_prompts(10, test_frac=NAN)),
         ("probing.is_monotonic", "NaN", lambda: probing.is_monotonic([1.0, NAN, 3.0])),
         ("probing.is_monotonic", "2-D", lambda: probing.is_monotonic(torch.randn(2, 3))),
         ("probing.valid_hook_names", "not a model", lambda: probing.valid_hook_names("gpt2")),

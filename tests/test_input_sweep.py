@@ -261,7 +261,7 @@ def _cases_patching() -> list[tuple[str, str, object]]:
 
 def _cases_probing() -> list[tuple[str, str, object]]:
     m, t = model, toks
-    X, y = lambda: torch.randn(20, 5), lambda: torch.randint(2, (20,))  # noqa: E731
+    X, y = lambda: torch.randn(20, 5), lambda: torch.randint(2, (20,))
     return [
         ("probing.r2_score", "broadcast [n, 1] vs [n]", lambda: probing.r2_score(torch.randn(10, 1), torch.randn(10))),
         ("probing.r2_score", "length mismatch", lambda: probing.r2_score(torch.randn(10), torch.randn(9))),
@@ -668,7 +668,9 @@ def test_every_public_function_has_a_case():
     covered = {name for name, *_ in all_cases()}
     assert covered <= public_callables(), f"cases for names that are not public: {covered - public_callables()}"
     missing = public_callables() - covered - NO_CASE
-    assert not missing, f"public functions without a bad-input case (add one, or a reason in NO_CASE): {sorted(missing)}"
+    assert not missing, (
+        f"public functions without a bad-input case (add one, or a reason in NO_CASE): {sorted(missing)}"
+    )
 
 
 def test_bad_inputs_give_clear_errors():

@@ -197,7 +197,9 @@ def component_logit_attribution(
         raise TutorialInputError("cache.decompose_resid returned labels: pass an ActivationCache.")
     stack = einops.rearrange(stack, "comp batch d -> batch comp d")
     if answer_tokens.shape[0] != stack.shape[0]:
-        raise TutorialInputError(f"answer_tokens must have one entry per prompt ({stack.shape[0]}), got {answer_tokens.shape[0]}.")
+        raise TutorialInputError(
+            f"answer_tokens must have one entry per prompt ({stack.shape[0]}), got {answer_tokens.shape[0]}."
+        )
     scaled = apply_final_norm(model, cache, stack, (slice(None), -1))
     directions = logit_directions(model, answer_tokens)  # [batch, d_model]
     return einops.einsum(scaled, directions, "batch comp d, batch d -> comp batch")

@@ -189,3 +189,11 @@ def expect_last_dim(x: object, size: int, name: str, what: str = "d_model") -> t
     if x.ndim == 0 or x.shape[-1] != size:
         raise TutorialInputError(f"{name} must end in {what} = {size}, got shape {tuple(x.shape)}.")
     return x
+
+
+def expect_values(v: object, name: str, dtype: torch.dtype = torch.float32, positive: bool = False) -> torch.Tensor:
+    """`v` (numbers or a tensor) as a tensor of `dtype` with finite (and, if asked, positive) entries."""
+    t = expect_finite(torch.as_tensor(v, dtype=dtype), name)
+    if positive and not bool((t > 0).all()):
+        raise TutorialInputError(f"{name} must be positive, got {t.tolist()}.")
+    return t

@@ -214,7 +214,9 @@ def forward_from_layer(
     Chapter 04: activation patching.
     """
     n_layers = expect_model(model).cfg.n_layers
-    resid = expect_finite(expect_dtype(expect_ndim(resid, 3, "resid", "[batch, pos, d_model]"), "float", "resid"), "resid")
+    resid = expect_finite(
+        expect_dtype(expect_ndim(resid, 3, "resid", "[batch, pos, d_model]"), "float", "resid"), "resid"
+    )
     expect_last_dim(resid, model.cfg.d_model, "resid")
     expect_index(layer, "layer", n_layers)
     if stop_at_layer is not None:

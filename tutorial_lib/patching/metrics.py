@@ -45,8 +45,9 @@ def normalise(metric_value: Tensor | float, clean_value: Tensor | float, corrupt
 
     Chapter 04: activation patching.
     """
-    clean_value, corrupted_value = (expect_finite(v, n) for v, n in
-                                    ((clean_value, "clean_value"), (corrupted_value, "corrupted_value")))
+    clean_value, corrupted_value = (
+        expect_finite(v, n) for v, n in ((clean_value, "clean_value"), (corrupted_value, "corrupted_value"))
+    )
     expect_finite(metric_value, "metric_value")
     gap = clean_value - corrupted_value
     if torch.any(gap == 0):

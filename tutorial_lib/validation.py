@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -175,7 +176,7 @@ def expect_same_shape(a: object, b: object, names: str) -> torch.Tensor:
     return a
 
 
-def expect_model(model: object, name: str = "model") -> object:
+def expect_model(model: Any, name: str = "model") -> Any:
     """Check `model` looks like a TransformerLens model (it has a cfg with n_layers and n_heads)."""
     cfg = getattr(model, "cfg", None)
     if cfg is None or not hasattr(cfg, "n_layers") or not hasattr(cfg, "n_heads"):

@@ -20,7 +20,6 @@ import signal
 import threading
 from collections import Counter
 
-import pytest
 import torch
 
 from tests.patching_support import make_model
@@ -161,6 +160,8 @@ def _cases_base() -> list[tuple[str, str, object]]:
         ("training.train_lm", "negative lr", lambda: training.train_lm(m(), lambda _s: t(), 1, lr=-1.0)),
         ("training.train_lm", "float batch", lambda: training.train_lm(m(), lambda _s: t().float(), 1)),
         ("training.train_lm", "NaN lr", lambda: training.train_lm(m(), lambda _s: t(), 1, lr=NAN)),
+        ("training.train_lm", "negative weight_decay", lambda: training.train_lm(m(), lambda _s: t(), 1, weight_decay=-0.1)),
+        ("training.train_lm", "zero every", lambda: training.train_lm(m(), lambda _s: t(), 1, every=0)),
     ]  # fmt: skip
 
 
@@ -172,6 +173,7 @@ def _cases_tasks() -> list[tuple[str, str, object]]:
         ("tasks.ioi", "bad order", lambda: tasks.ioi(2, order="sideways")),
         ("tasks.brackets", "zero batch", lambda: tasks.brackets(0)),
         ("tasks.brackets", "negative depth", lambda: tasks.brackets(2, max_depth=-1)),
+        ("tasks.brackets", "float batch", lambda: tasks.brackets(2.5)),
         ("tasks.facts", "zero batch", lambda: tasks.facts(0)),
         ("tasks.facts", "bad relation", lambda: tasks.facts(2, relation="nope")),
         ("tasks.corpus", "negative docs", lambda: tasks.corpus(-1)),
@@ -471,6 +473,7 @@ def _cases_attention() -> list[tuple[str, str, object]]:
         ("attention.halfway_step", "length mismatch", lambda: a.halfway_step([0, 1, 2], [1.0, 2.0])),
         ("attention.halfway_step", "empty", lambda: a.halfway_step([], [])),
         ("attention.halfway_step", "NaN", lambda: a.halfway_step([0, 1, 2], [1.0, NAN, 2.0])),
+        ("attention.halfway_step", "NaN steps", lambda: a.halfway_step([0, NAN, 2], [1.0, 1.5, 2.0])),
         ("attention.transition_steps", "missing keys", lambda: a.transition_steps({})),
         ("attention.transition_steps", "head out of range",
          lambda: a.transition_steps({"steps": torch.arange(3), "loss_repeated": torch.ones(3),
@@ -515,6 +518,8 @@ def _cases_sae() -> list[tuple[str, str, object]]:
          lambda: sae.gather_latents(x(), W_enc, b_enc, torch.randn(4, 16), torch.full((4, 2), 16))),
         ("sae.gather_latents", "negative index",
          lambda: sae.gather_latents(x(), W_enc, b_enc, torch.randn(4, 16), torch.full((4, 2), -1))),
+        ("sae.gather_latents", "pre shape",
+         lambda: sae.gather_latents(x(), W_enc, b_enc, torch.randn(3, 16), torch.zeros(4, 2, dtype=torch.long))),
         ("sae.use_sparse_topk", "negative k", lambda: sae.use_sparse_topk(-1, 16)),
         ("sae.use_sparse_topk", "k > d_sae", lambda: sae.use_sparse_topk(17, 16)),
         ("sae.explained_variance", "shape mismatch", lambda: sae.explained_variance(x(), torch.randn(4, 7))),
@@ -534,6 +539,12 @@ def _cases_sae() -> list[tuple[str, str, object]]:
         ("sae.synthetic_activations", "zero samples", lambda: sae.synthetic_activations(0, 8, 16)),
         ("sae.synthetic_activations", "l0 > features", lambda: sae.synthetic_activations(10, 8, 16, l0=20.0)),
         ("sae.synthetic_activations", "negative noise", lambda: sae.synthetic_activations(10, 8, 16, l0=2.0, noise_std=-1.0)),
+        ("sae.synthetic_activations", "NaN magnitude_std",
+         lambda: sae.synthetic_activations(10, 8, 16, l0=2.0, magnitude_std=NAN)),
+        ("sae.evaluate", "not an SAE", lambda: sae.evaluate(torch.nn.Linear(8, 8), torch.randn(4, 8))),
+        ("sae.training_step", "not an SAE",
+         lambda: sae.training_step("sae", torch.randn(4, 8), torch.optim.SGD(s().parameters(), lr=0.0))),
+        ("sae.loss_recovered", "not a model", lambda: sae.loss_recovered("gpt2", s(), toks(), hook_name())),
         ("sae.evaluate", "d_in mismatch", lambda: sae.evaluate(s(), torch.randn(4, 7))),
         ("sae.evaluate", "NaN data", lambda: sae.evaluate(s(), torch.full((4, 8), NAN))),
         ("sae.train_sae", "d_in mismatch", lambda: sae.train_sae(s(), torch.randn(64, 7), steps=1, batch_size=8)),
@@ -592,6 +603,8 @@ def _cases_superposition() -> list[tuple[str, str, object]]:
          lambda: sp.classify_two_feature_solution(torch.randn(3, 3, 1))),
         ("superposition.classify_two_feature_solution", "NaN",
          lambda: sp.classify_two_feature_solution(torch.full((3, 2, 1), NAN))),
+        ("superposition.classify_two_feature_solution", "NaN threshold",
+         lambda: sp.classify_two_feature_solution(torch.randn(3, 2, 1), NAN)),
         ("superposition.two_feature_losses", "probability 0", lambda: sp.two_feature_losses(1.0, 0.0)),
         ("superposition.two_feature_losses", "probability 2", lambda: sp.two_feature_losses(1.0, 2.0)),
         ("superposition.two_feature_losses", "negative importance", lambda: sp.two_feature_losses(-1.0, 0.5)),
@@ -676,8 +689,8 @@ def test_every_public_function_has_a_case():
     )
 
 
-# Modules whose bad inputs all give clear errors already; the rest are issue 17's remaining work.
-DONE = {"hooks", "patching", "probing", "open_problems"}
+# Modules whose bad inputs all give clear errors (every swept module, since issue 17).
+DONE = set(MODULES)
 
 
 @functools.cache
@@ -691,9 +704,6 @@ def test_fixed_modules_give_only_clear_errors():
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 17: sae, tasks, superposition, attention, training still answer some bad input silently"
-)
 def test_bad_inputs_give_clear_errors():
     assert threading.current_thread() is threading.main_thread(), "the per-case timeout uses SIGALRM"
     counts, rows = _swept()

@@ -22,9 +22,16 @@ from .validation import (
     TutorialInputError,
     expect_choice,
     expect_dtype,
+    expect_finite,
+    expect_ids,
+    expect_index,
+    expect_int_at_least,
+    expect_last_dim,
+    expect_model,
     expect_ndim,
     expect_range,
     expect_shape,
+    expect_tokens,
 )
 
 
@@ -34,8 +41,8 @@ def per_token_loss(
     """Cross-entropy of predicting tokens[:, i+1] from logits[:, i] (the last position predicts nothing).
 
     Exercise 00.1. Chapter 00: foundations."""
-    expect_ndim(logits, 3, "logits", "[batch, pos, vocab]")
-    expect_ndim(tokens, 2, "tokens", "[batch, pos]")
+    expect_finite(expect_dtype(expect_ndim(logits, 3, "logits", "[batch, pos, vocab]"), "float", "logits"), "logits")
+    expect_ids(tokens, "tokens", logits.shape[-1], ndim=2)
     if logits.shape[:2] != tokens.shape:
         raise TutorialInputError(
             f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} must share [batch, pos]."
@@ -50,8 +57,8 @@ def attention_pattern(
     """softmax(q k^T / sqrt(d_head)) with the causal mask: what `hook_pattern` holds.
 
     Exercise 00.2. Chapter 00: foundations."""
-    expect_ndim(q, 4, "q", "[batch, pos, head, d_head]")
-    expect_ndim(k, 4, "k", "[batch, pos, head, d_head]")
+    expect_finite(expect_dtype(expect_ndim(q, 4, "q", "[batch, pos, head, d_head]"), "float", "q"), "q")
+    expect_finite(expect_dtype(expect_ndim(k, 4, "k", "[batch, pos, head, d_head]"), "float", "k"), "k")
     if q.shape != k.shape:
         raise TutorialInputError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must have the same shape.")
     scores = einops.einsum(q, k, "b q h d, b k h d -> b h q k") / math.sqrt(q.shape[-1])
@@ -65,7 +72,9 @@ def attention_by_offset(pattern: Float[Tensor, "batch head q_pos k_pos"], offset
 
     Exercise 00.3. Chapter 00: foundations."""
     expect_ndim(pattern, 4, "pattern", "[batch, head, q_pos, k_pos]")
-    expect_range(offset, "offset", 0, pattern.shape[-1] - 1)
+    if pattern.shape[-1] != pattern.shape[-2]:
+        raise TutorialInputError(f"pattern must be square in [q_pos, k_pos], got shape {tuple(pattern.shape)}.")
+    expect_index(offset, "offset", pattern.shape[-1])
     diagonal = pattern.diagonal(offset=-offset, dim1=-2, dim2=-1)  # [batch, head, q_pos - offset]
     return diagonal.mean(dim=(0, -1))
 
@@ -86,6 +95,10 @@ def head_ablation_hook(heads: int | Sequence[int], replacement: str | Tensor = "
     """
     if isinstance(replacement, str):
         expect_choice(replacement, ABLATIONS, "replacement")
+    else:
+        expect_finite(expect_ndim(replacement, 4, "replacement", "[1 or batch, pos, head, d_head]"), "replacement")
+    for h in [heads] if isinstance(heads, int) or not isinstance(heads, Sequence) else heads:
+        expect_int_at_least(h, "heads", 0)
 
     def hook(z: Float[Tensor, "batch pos head d_head"], hook) -> Float[Tensor, "batch pos head d_head"]:  # noqa: ARG001 - TransformerLens passes the hook point
         z = z.clone()
@@ -104,9 +117,9 @@ def ablate_head_loss(model, tokens: Int[Tensor, "batch pos"], layer: int, head: 
     """The model's mean next-token loss with one head's output (its hook_z) set to zero.
 
     Exercise 00.4. Chapter 00: foundations."""
-    expect_dtype(expect_ndim(tokens, 2, "tokens", "[batch, pos]"), "int", "tokens")
-    expect_range(layer, "layer", 0, model.cfg.n_layers - 1)
-    expect_range(head, "head", 0, model.cfg.n_heads - 1)
+    expect_tokens(tokens, "tokens", expect_model(model))
+    expect_index(layer, "layer", model.cfg.n_layers)
+    expect_index(head, "head", model.cfg.n_heads)
     with torch.no_grad():
         loss = model.run_with_hooks(
             tokens, return_type="loss", fwd_hooks=[(get_act_name("z", layer), head_ablation_hook(head))]
@@ -121,6 +134,8 @@ def norm_gain(norm_module) -> Tensor | None:
     """A norm module's gain `w` (LayerNorm, RMSNorm), or None: no module, or a norm without a gain (LNPre).
 
     Chapter 00: foundations."""
+    if norm_module is not None and not isinstance(norm_module, torch.nn.Module):
+        raise TutorialInputError(f"norm_module must be a norm module or None, got {type(norm_module).__name__}.")
     w = getattr(norm_module, "w", None) if norm_module is not None else None
     return w if isinstance(w, Tensor) else None
 
@@ -133,7 +148,8 @@ def apply_final_norm(model, cache, x: Float[Tensor, "*index extra d_model"], ind
     LayerNorm ("LN", "LNPre") centres each piece, every norm ("LN", "LNPre", "RMS", "RMSPre") divides
     by the cached scale; no norm leaves x as it is. The gain is left to `logit_directions`.
     Chapter 00: foundations (the basis of direct logit attribution in chapters 04 and 05)."""
-    kind = getattr(model.cfg, "normalization_type", None)
+    kind = getattr(expect_model(model).cfg, "normalization_type", None)
+    x = expect_finite(expect_last_dim(x, model.cfg.d_model, "x"), "x")
     if kind in ("LN", "LNPre"):
         x = x - x.mean(dim=-1, keepdim=True)
     if kind is None:
@@ -152,7 +168,12 @@ def logit_directions(
 ) -> Float[Tensor, "... d_model"]:
     """The residual-stream direction each answer's logit reads after the final norm: gain * W_U[:, answer]
     (minus the wrong answer's, for a logit difference). Chapter 00: foundations."""
-    w_u = model.W_U
+    w_u = expect_model(model).W_U
+    expect_ids(answer, "answer", w_u.shape[1])
+    if wrong is not None:
+        expect_ids(wrong, "wrong", w_u.shape[1])
+        if wrong.shape != answer.shape:
+            raise TutorialInputError(f"wrong {tuple(wrong.shape)} must have answer's shape {tuple(answer.shape)}.")
     directions = w_u[:, answer] if wrong is None else w_u[:, answer] - w_u[:, wrong]
     gain = norm_gain(getattr(model, "ln_final", None))
     if gain is not None:
@@ -170,11 +191,15 @@ def component_logit_attribution(
     by its gain, project onto the answer's unembedding. The terms sum to the logit minus two
     input-independent constants (`logit_constant`).
     Exercise 00.5. Chapter 00: foundations."""
-    expect_ndim(answer_tokens, 1, "answer_tokens", "[batch]")
+    expect_ids(answer_tokens, "answer_tokens", expect_model(model).cfg.d_vocab, ndim=1)
     stack = cache.decompose_resid(layer=-1, pos_slice=-1, return_labels=False)  # [component, batch, d_model]
     if not isinstance(stack, Tensor):
         raise TutorialInputError("cache.decompose_resid returned labels: pass an ActivationCache.")
     stack = einops.rearrange(stack, "comp batch d -> batch comp d")
+    if answer_tokens.shape[0] != stack.shape[0]:
+        raise TutorialInputError(
+            f"answer_tokens must have one entry per prompt ({stack.shape[0]}), got {answer_tokens.shape[0]}."
+        )
     scaled = apply_final_norm(model, cache, stack, (slice(None), -1))
     directions = logit_directions(model, answer_tokens)  # [batch, d_model]
     return einops.einsum(scaled, directions, "batch comp d, batch d -> comp batch")
@@ -211,9 +236,12 @@ def direct_logit_attribution(
     e.g. tokens[:, 1:] padded) -> [batch, pos, layer, head]. Summed with the embeddings, b_O and the biases
     of the final norm and the unembedding it gives the logit exactly.
     Chapter 05: induction heads (also chapter 04's name movers and the organisms' reports)."""
-    z = torch.stack([cache[get_act_name("z", layer)] for layer in range(model.cfg.n_layers)], dim=2)
+    z = torch.stack([cache[get_act_name("z", layer)] for layer in range(expect_model(model).cfg.n_layers)], dim=2)
     index, ans = _dla_index(answer, pos, z.shape[0], z.shape[1], z.device)
     wrong_at = None if wrong is None else _dla_index(wrong, pos, z.shape[0], z.shape[1], z.device)[1]
+    expect_ids(ans, "answer", model.cfg.d_vocab)
+    if wrong_at is not None:
+        expect_ids(wrong_at, "wrong", model.cfg.d_vocab)
     z_at = z if isinstance(index[0], slice) else z[index]
     results = einops.einsum(
         z_at, model.W_O, "... layer head d_head, layer head d_head d_model -> ... layer head d_model"
@@ -226,6 +254,7 @@ def direct_logit_attribution(
 def logit_constant(model, answer_tokens: Int[Tensor, " batch"]) -> Float[Tensor, " batch"]:
     """The part of each answer's logit that no component writes: final-norm bias (LayerNorm only) plus
     unembedding bias. Chapter 00: foundations."""
+    expect_ids(answer_tokens, "answer_tokens", expect_model(model).cfg.d_vocab)
     out = model.b_U[answer_tokens]
     bias = getattr(getattr(model, "ln_final", None), "b", None)
     return out + bias @ model.W_U[:, answer_tokens] if isinstance(bias, Tensor) else out

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from .hooks import per_token_loss
 from .progress import progress
-from .validation import TutorialInputError, expect_dtype, expect_ndim
+from .validation import TutorialInputError, expect_dtype, expect_int_at_least, expect_ndim, expect_number, model_device
 
 
 def _core(model: nn.Module) -> nn.Module:
@@ -33,8 +33,19 @@ def lm_loss(
     nll = per_token_loss(logits, tokens)
     if mask is None:
         return nll.mean()
+    _check_mask(mask, tokens)
     mask = mask[:, : nll.shape[1]].to(nll.dtype)
     return (nll * mask).sum() / mask.sum().clamp(min=1)
+
+
+def _check_mask(mask: object, tokens: Tensor) -> None:
+    """A bool mask [batch, pos] or [batch, pos-1] for these tokens. Chapter 05: induction heads."""
+    mask = expect_dtype(expect_ndim(mask, 2, "mask", "[batch, pos]"), "bool", "mask")
+    batch, pos = tokens.shape
+    if mask.shape[0] != batch or mask.shape[1] not in (pos, pos - 1):
+        raise TutorialInputError(
+            f"mask must have shape ({batch}, {pos}) or ({batch}, {pos - 1}) [batch, pos], got {tuple(mask.shape)}."
+        )
 
 
 def train_lm(
@@ -61,8 +72,12 @@ def train_lm(
 
     Chapter 05: induction heads (training a small transformer until the circuit forms).
     """
-    if steps < 1:
-        raise TutorialInputError(f"steps must be at least 1, got {steps}.")
+    expect_int_at_least(steps, "steps")
+    expect_number(lr, "lr", 0.0)
+    expect_number(weight_decay, "weight_decay", 0.0)
+    expect_int_at_least(warmup, "warmup", 0)
+    expect_int_at_least(every, "every")
+    model_device(_core(model))
     torch.manual_seed(seed)
     old_threads = torch.get_num_threads()
     if num_threads is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -59,7 +61,7 @@ def expect_choice(value: object, choices: Iterable[object], name: str) -> object
 
 def expect_range(value: float, name: str, low: float | None = None, high: float | None = None) -> float:
     """Check low <= value <= high (either bound may be None)."""
-    if (low is not None and value < low) or (high is not None and value > high):
+    if value != value or (low is not None and value < low) or (high is not None and value > high):
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
         raise TutorialInputError(f"{name} must lie in [{lo}, {hi}], got {value!r}.")
@@ -124,3 +126,75 @@ def expect_heads(heads: object, model, name: str = "heads") -> list[tuple[int, i
             f"0 <= head < {n_heads}; got {heads if out is None else out}."
         )
     return [(p[0], p[1]) for p in out]
+
+
+def expect_finite(x: object, name: str) -> torch.Tensor:
+    """Check a tensor (or number) holds no NaN or inf, and is not on the meta device (no values to compute on)."""
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(expect_number(x, name))
+    if t.device.type == "meta":
+        raise TutorialInputError(f"{name} is on the meta device (it has no values); move it to cpu or cuda first.")
+    if (t.is_floating_point() or t.is_complex()) and t.numel() and not bool(torch.isfinite(t).all()):
+        raise TutorialInputError(f"{name} must be finite, but it holds NaN or inf.")
+    return t
+
+
+def expect_number(value: object, name: str, low: float | None = None, high: float | None = None) -> float:
+    """Check `value` is a finite real number (a Python number or a one-element tensor) in [low, high]."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.device.type != "meta":
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TutorialInputError(f"{name} must be a finite number, got {value!r}.")
+    return expect_range(value, name, low, high)
+
+
+def expect_index(value: object, name: str, size: int) -> int:
+    """Check `value` is an int in [0, size): a layer, head or position (negative indices are not taken)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+        value = int(value.item())
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+        raise TutorialInputError(f"{name} must be an int in [0, {size - 1}], got {value!r}.")
+    return value
+
+
+def expect_ids(x: object, name: str, size: int, ndim: int | None = None) -> torch.Tensor:
+    """Check `x` is an int tensor (of `ndim` dimensions, if given) with every entry in [0, size):
+    token ids (size d_vocab), positions, class labels."""
+    x = expect_tensor(x, name) if ndim is None else expect_ndim(x, ndim, name)
+    expect_dtype(x, "int", name)
+    if x.device.type == "meta":
+        raise TutorialInputError(f"{name} is on the meta device (it has no values); move it to cpu or cuda first.")
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= size):
+        raise TutorialInputError(f"{name} must lie in [0, {size - 1}], got values in [{int(x.min())}, {int(x.max())}].")
+    return x
+
+
+def expect_same_shape(a: object, b: object, names: str) -> torch.Tensor:
+    """Check two tensors have the same shape (no broadcasting); `names` reads e.g. "pred and y"."""
+    a, b = expect_tensor(a, names), expect_tensor(b, names)
+    if a.shape != b.shape:
+        raise TutorialInputError(f"{names} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}.")
+    return a
+
+
+def expect_model(model: Any, name: str = "model") -> Any:
+    """Check `model` looks like a TransformerLens model (it has a cfg with n_layers and n_heads)."""
+    cfg = getattr(model, "cfg", None)
+    if cfg is None or not hasattr(cfg, "n_layers") or not hasattr(cfg, "n_heads"):
+        raise TutorialInputError(f"{name} must be a TransformerLens model (with .cfg), got {type(model).__name__}.")
+    return model
+
+
+def expect_last_dim(x: object, size: int, name: str, what: str = "d_model") -> torch.Tensor:
+    """Check `x` is a tensor whose last dimension is `size` (named `what`, e.g. "d_model")."""
+    x = expect_tensor(x, name)
+    if x.ndim == 0 or x.shape[-1] != size:
+        raise TutorialInputError(f"{name} must end in {what} = {size}, got shape {tuple(x.shape)}.")
+    return x
+
+
+def expect_values(v: object, name: str, dtype: torch.dtype = torch.float32, positive: bool = False) -> torch.Tensor:
+    """`v` (numbers or a tensor) as a tensor of `dtype` with finite (and, if asked, positive) entries."""
+    t = expect_finite(torch.as_tensor(v, dtype=dtype), name)
+    if positive and not bool((t > 0).all()):
+        raise TutorialInputError(f"{name} must be positive, got {t.tolist()}.")
+    return t

@@ -12,7 +12,7 @@ from torch import Tensor
 from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPrivateImportUsage]
 
 from ..hooks import ABLATIONS, head_ablation_hook, per_token_loss
-from ..validation import TutorialInputError, expect_choice, model_device
+from ..validation import TutorialInputError, expect_choice, expect_tokens, model_device
 from .masks import resolve_batch
 
 
@@ -56,6 +56,7 @@ def ablation_losses(model, tokens: Any, kind: str = "zero", period: int | Tensor
     Chapter 05: induction heads."""
     expect_choice(kind, ABLATIONS, "kind")
     toks, p, first, repeated = resolve_batch(tokens, period)
+    expect_tokens(toks, "tokens", model)
     device = model_device(model)
     toks, first, repeated = toks.to(device), first.to(device), repeated.to(device)
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
@@ -112,6 +113,7 @@ def ablated_loss(
     expect_choice(kind, ABLATIONS, "kind")
     listed = set(_heads_list(model, heads, "heads"))
     toks, _, first, repeated = resolve_batch(tokens, period)
+    expect_tokens(toks, "tokens", model)
     device = model_device(model)
     toks, first, repeated = toks.to(device), first.to(device), repeated.to(device)
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads

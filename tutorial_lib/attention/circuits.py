@@ -13,7 +13,7 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix
 
 from ..hooks import norm_gain
-from ..validation import TutorialInputError, expect_dtype
+from ..validation import TutorialInputError, expect_dtype, expect_model
 
 
 def _ln_kind(model) -> str | None:
@@ -32,6 +32,7 @@ def circuit_weights(model, fold_ln: bool = True) -> dict[str, Tensor]:
     """W_E [vocab, d_model], W_Q/W_K/W_V [layer, head, d_model, d_head], W_O [layer, head, d_head, d_model],
     W_U [d_model, vocab]; with fold_ln, LayerNorm weights folded in and writing weights centred.
     Chapter 05: induction heads."""
+    expect_model(model)
     if not isinstance(fold_ln, bool):
         raise TutorialInputError(f"fold_ln must be True or False, got {fold_ln!r}.")
     w = {name: getattr(model, name).detach() for name in ("W_E", "W_Q", "W_K", "W_V", "W_O", "W_U")}

@@ -8,7 +8,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import FactoredMatrix
 
-from ..validation import TutorialInputError, expect_choice, expect_dtype
+from ..validation import TutorialInputError, expect_choice, expect_dtype, expect_finite, expect_ndim
 from .circuits import dense, layer_slice, ov_circuit, qk_circuit
 
 COMPOSITION_KINDS = ("Q", "K", "V")
@@ -23,6 +23,8 @@ def composition_score(
     left, right = dense(left), dense(right)
     expect_dtype(left, "float", "left")
     expect_dtype(right, "float", "right")
+    expect_finite(left, "left")
+    expect_finite(right, "right")
     if left.ndim < 2 or right.ndim < 2 or left.shape[-1] != right.shape[-2]:
         raise TutorialInputError(
             f"left [..., m, n] and right [..., n, p] must chain, got {tuple(left.shape)} and {tuple(right.shape)}."
@@ -64,6 +66,8 @@ def k_composition_score(
 
     The key side reads what OV_a wrote: ||OV_a QK_b^T||_F / (||OV_a||_F ||QK_b||_F) for every pair.
     Exercise 05.4 (the notebook's `k_composition`). Chapter 05: induction heads."""
+    expect_ndim(dense(ov_a), 3, "ov_a", "[heads_a, d, d]")
+    expect_ndim(dense(qk_b), 3, "qk_b", "[heads_b, d, d]")
     return composition_score(ov_a, qk_b.transpose(-2, -1))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..validation import TutorialInputError, expect_ndim, model_device
+from ..validation import TutorialInputError, expect_finite, expect_ndim, model_device
 from .ablation import token_losses
 from .masks import is_segments, resolve_batch
 from .scores import SCORE_KINDS, attention_scores, stack_patterns
@@ -39,6 +39,8 @@ def halfway_step(steps: Sequence[int] | Tensor, values: Sequence[float] | Tensor
     Chapter 05: induction heads."""
     v = torch.as_tensor(values, dtype=torch.float64).flatten()
     s = torch.as_tensor(steps, dtype=torch.float64).flatten()
+    expect_finite(v, "values")
+    expect_finite(s, "steps")
     if v.numel() != s.numel() or v.numel() < 2:
         raise TutorialInputError(
             f"need matching steps and values with at least 2 records, got {s.numel()} and {v.numel()}."

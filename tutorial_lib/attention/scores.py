@@ -10,7 +10,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPrivateImportUsage]
 
-from ..validation import TutorialInputError, expect_dtype, expect_shape, model_device
+from ..validation import TutorialInputError, expect_dtype, expect_finite, expect_shape, expect_tokens, model_device
 from .masks import is_segments, resolve_batch
 
 SCORE_KINDS = ("previous", "induction", "duplicate", "current")
@@ -20,6 +20,8 @@ def stack_patterns(cache: Any) -> Float[Tensor, "batch layer head q k"]:
     """All layers' `hook_pattern` from an ActivationCache (or a dict) as one [batch, layer, head, q, k] tensor.
 
     Chapter 05: induction heads."""
+    if isinstance(cache, Tensor) or not (hasattr(cache, "keys") or hasattr(cache, "__contains__")):
+        raise TutorialInputError(f"cache must be an ActivationCache or a dict, got {type(cache).__name__}.")
     layers = []
     while get_act_name("pattern", len(layers)) in cache:
         layers.append(cache[get_act_name("pattern", len(layers))])
@@ -40,6 +42,7 @@ def _as_pattern5(pattern: Any) -> tuple[Float[Tensor, "batch layer head q k"], b
             return stack_patterns(pattern), False
         raise TutorialInputError(f"pattern must be a tensor or an ActivationCache, got {type(pattern).__name__}.")
     expect_dtype(pattern, "float", "pattern")
+    expect_finite(pattern, "pattern")
     if pattern.ndim == 4:
         return pattern[:, None], True
     if pattern.ndim == 5:
@@ -99,6 +102,8 @@ def _offset_score(pattern: Any, back: int | Tensor, shift: int, query_mask: Tens
     Chapter 05: induction heads."""
     p5, squeeze = _as_pattern5(pattern)
     b, n_q = p5.shape[0], p5.shape[3]
+    if n_q != p5.shape[4]:
+        raise TutorialInputError(f"pattern must be square [..., q, k] with q == k, got shape {tuple(p5.shape)}.")
     back = (
         _period_rows(back, b, p5.device)
         if not (isinstance(back, int) and back == 0)
@@ -175,7 +180,7 @@ def head_scores(model, tokens: Any, period: int | Tensor | None = None) -> dict[
     and score every head: {"previous", "induction", "duplicate", "current"} -> [n_layers, n_heads].
     Chapter 05: induction heads."""
     toks, p, _, repeated = resolve_batch(tokens, period)
-    toks = toks.to(model_device(model))
+    toks = expect_tokens(toks, "tokens", model).to(model_device(model))
     _, cache = model.run_with_cache(toks, names_filter=lambda name: name.endswith("hook_pattern"))
     mask = repeated.to(toks.device) if is_segments(tokens) else None  # [BOS, x, x]: the whole second half
     return attention_scores(stack_patterns(cache), p.to(toks.device), mask)

@@ -10,7 +10,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..validation import TutorialInputError, expect_choice, expect_tokens
+from ..validation import TutorialInputError, expect_choice, expect_index, expect_model, expect_tokens
 from .engine import cache, needed
 from .grids import GRIDS, check_model, get_act_name
 from .metrics import Metric
@@ -94,4 +94,6 @@ def mean_ablate_head(model, tokens, metric, layer: int, head: int, reference_tok
 
     Chapter 04: activation patching. Exercise 04.7 (the reference).
     """
+    expect_index(layer, "layer", expect_model(model).cfg.n_layers)
+    expect_index(head, "head", model.cfg.n_heads)
     return ablate(model, tokens, metric, "head", "mean", reference_tokens=reference_tokens)[layer, head].item()

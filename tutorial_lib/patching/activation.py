@@ -10,7 +10,7 @@ from __future__ import annotations
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..validation import expect_range
+from ..validation import expect_index, expect_ndim, expect_range, expect_same_shape
 from .engine import cache_many, needed
 from .grids import PATCH_GRIDS, check_grid, check_pair, get_act_name
 from .metrics import Metric
@@ -39,6 +39,9 @@ def patch_position_hook(
 
     Chapter 04: activation patching. Exercise 04.2 (the reference).
     """
+    expect_same_shape(expect_ndim(activation, 3, "activation", "[batch, pos, d_model]"), clean_activation,
+                      "activation and clean_activation")  # fmt: skip
+    expect_index(pos, "pos", activation.shape[1])
     out = activation.clone()
     out[:, pos] = clean_activation[:, pos]
     return out

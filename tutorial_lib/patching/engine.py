@@ -33,7 +33,17 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..validation import expect_choice, model_device
+from ..validation import (
+    expect_choice,
+    expect_dtype,
+    expect_finite,
+    expect_index,
+    expect_last_dim,
+    expect_model,
+    expect_ndim,
+    expect_range,
+    model_device,
+)
 from . import native
 from .grids import get_act_name
 
@@ -203,6 +213,14 @@ def forward_from_layer(
 
     Chapter 04: activation patching.
     """
+    n_layers = expect_model(model).cfg.n_layers
+    resid = expect_finite(
+        expect_dtype(expect_ndim(resid, 3, "resid", "[batch, pos, d_model]"), "float", "resid"), "resid"
+    )
+    expect_last_dim(resid, model.cfg.d_model, "resid")
+    expect_index(layer, "layer", n_layers)
+    if stop_at_layer is not None:
+        expect_range(expect_index(stop_at_layer, "stop_at_layer", n_layers + 1), "stop_at_layer", layer + 1)
     if uses_block_stack(model, engine):
         with model.hooks(fwd_hooks=list(fwd_hooks)):
             return _direct_forward(model, resid, layer, stop_at_layer)

@@ -8,7 +8,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..validation import TutorialInputError, expect_dtype, expect_ndim, expect_scalar
+from ..validation import TutorialInputError, expect_finite, expect_ids, expect_ndim, expect_scalar
 
 Metric = Callable[[Float[Tensor, "batch pos d_vocab"]], Float[Tensor, ""]]
 
@@ -28,13 +28,13 @@ def logit_diff(
     """
     expect_ndim(logits, 3, "logits", "[batch, pos, d_vocab]")
     batch = logits.shape[0]
-    correct = _expect_index_vector(correct_tokens, batch, "correct_tokens").to(logits.device)
-    wrong = _expect_index_vector(wrong_tokens, batch, "wrong_tokens").to(logits.device)
+    correct = _expect_index_vector(correct_tokens, batch, "correct_tokens", logits.shape[-1]).to(logits.device)
+    wrong = _expect_index_vector(wrong_tokens, batch, "wrong_tokens", logits.shape[-1]).to(logits.device)
     rows = torch.arange(batch, device=logits.device)
     if positions is None:
         at = logits[:, -1, :]
     else:
-        pos = _expect_index_vector(positions, batch, "positions").to(logits.device)
+        pos = _expect_index_vector(positions, batch, "positions", logits.shape[1]).to(logits.device)
         at = logits[rows, pos, :]
     diff = at[rows, correct] - at[rows, wrong]
     return diff if per_prompt else diff.mean()
@@ -45,7 +45,10 @@ def normalise(metric_value: Tensor | float, clean_value: Tensor | float, corrupt
 
     Chapter 04: activation patching.
     """
-    clean_value, corrupted_value = torch.as_tensor(clean_value), torch.as_tensor(corrupted_value)
+    clean_value, corrupted_value = (
+        expect_finite(v, n) for v, n in ((clean_value, "clean_value"), (corrupted_value, "corrupted_value"))
+    )
+    expect_finite(metric_value, "metric_value")
     gap = clean_value - corrupted_value
     if torch.any(gap == 0):
         raise TutorialInputError(
@@ -54,10 +57,10 @@ def normalise(metric_value: Tensor | float, clean_value: Tensor | float, corrupt
     return (torch.as_tensor(metric_value) - corrupted_value) / gap
 
 
-def _expect_index_vector(x: object, batch: int, name: str) -> Tensor:
-    """An int vector with one entry per prompt. Chapter 04: activation patching."""
+def _expect_index_vector(x: object, batch: int, name: str, size: int) -> Tensor:
+    """An int vector with one entry per prompt, each in [0, size). Chapter 04: activation patching."""
     x = expect_ndim(x, 1, name, "[batch]")
-    expect_dtype(x, "int", name)
+    expect_ids(x, name, size)
     if x.shape[0] != batch:
         raise TutorialInputError(f"{name} must have one entry per prompt ({batch}), got {x.shape[0]}.")
     return x

@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from ..validation import TutorialInputError, expect_choice, expect_heads
+from ..validation import TutorialInputError, expect_choice, expect_heads, expect_model
 from .engine import cache_many, forward_from_layer, needed
 from .grids import check_pair, get_act_name
 from .metrics import Metric, metric_scalar, metric_values
@@ -260,5 +260,10 @@ def path_patch_to_receiver(model, clean_tokens, corrupted_tokens, metric, sender
 
     Chapter 04: activation patching. Exercise 04.5 (the reference).
     """
+    ((layer, _),) = expect_heads([receiver], expect_model(model), "receiver")
+    if any(sender_layer >= layer for sender_layer, _ in expect_heads(senders, model, "senders")):
+        raise TutorialInputError(
+            f"receiver {tuple(receiver)} must sit in a later layer than every sender, got {senders}."
+        )
     return path_patch_group(model, clean_tokens, corrupted_tokens, metric, senders, receivers=[receiver],
                             receiver_input=receiver_input).item()  # fmt: skip

@@ -17,6 +17,9 @@ from torch import Tensor
 from ..validation import (
     TutorialInputError,
     expect_dtype,
+    expect_finite,
+    expect_ids,
+    expect_model,
     expect_ndim,
     expect_range,
     expect_shape,
@@ -61,6 +64,14 @@ class ProbeDataset:
     positions: Int[Tensor, " n"] | None = None
     token_ids: Int[Tensor, " n"] | None = None
     hook_name: str | None = None
+
+    def __post_init__(self) -> None:
+        n = expect_ndim(self.acts, 2, "acts", "[n, d]").shape[0]
+        expect_finite(self.acts, "acts")
+        expect_finite(check_labels(self.labels, n), "labels")
+        expect_shape(expect_ids(self.prompt_ids, "prompt_ids", 1 << 62), (n,), "prompt_ids", "[n]")
+        expect_ids(self.train_idx, "train_idx", n, ndim=1)
+        expect_ids(self.test_idx, "test_idx", n, ndim=1)
 
     def __len__(self) -> int:
         return self.acts.shape[0]
@@ -166,7 +177,7 @@ def check_labels(labels: object, n: int) -> Tensor:
 
 def valid_hook_names(model) -> list[str]:
     """Every hook name `run_with_cache` reports for this model (legacy names included). Chapter 03: probing."""
-    tokens = torch.zeros(1, 1, dtype=torch.long, device=model_device(model))
+    tokens = torch.zeros(1, 1, dtype=torch.long, device=model_device(expect_model(model)))
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens)
     return list(cache.keys())
@@ -226,7 +237,7 @@ def labels_at(labels: Tensor, mask: Bool[Tensor, "batch pos"]) -> Tensor:
 
     Chapter 03: probing.
     """
-    batch, seq = mask.shape
+    batch, seq = expect_dtype(expect_ndim(mask, 2, "mask", "[batch, pos]"), "bool", "mask").shape
     labels = expect_tensor(labels, "labels").to(mask.device)
     if labels.shape == (batch, seq):
         return labels[mask]
@@ -242,7 +253,8 @@ def rows_from_act(act: Tensor, mask: Bool[Tensor, "batch pos"]) -> Float[Tensor,
 
     Chapter 03: probing.
     """
-    if act.ndim < 3 or act.shape[:2] != mask.shape:
+    expect_dtype(expect_ndim(mask, 2, "mask", "[batch, pos]"), "bool", "mask")
+    if expect_tensor(act, "act").ndim < 3 or act.shape[:2] != mask.shape:
         raise TutorialInputError(
             f"the hook's activation must be [batch, pos, ...] with batch, pos = {tuple(mask.shape)}, "
             f"got {tuple(act.shape)}."

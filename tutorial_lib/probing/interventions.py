@@ -19,7 +19,10 @@ from ..validation import (
     TutorialInputError,
     expect_choice,
     expect_dtype,
+    expect_finite,
+    expect_model,
     expect_ndim,
+    expect_number,
     expect_scalar,
     expect_shape,
     expect_tensor,
@@ -59,6 +62,8 @@ def project_out(x: Float[Tensor, "... d"], direction: Float[Tensor, "*k d"]) -> 
         )
     if x.shape[-1] != direction.shape[-1]:
         raise TutorialInputError(f"direction has {direction.shape[-1]} entries but x's last dim is {x.shape[-1]}.")
+    if not bool(expect_finite(direction, "direction").any()):
+        raise TutorialInputError("direction is all zeros: it points nowhere, so there is nothing to project out.")
     if direction.ndim == 1:
         u = direction.to(x.device, x.dtype)
         u = u / u.norm().clamp_min(1e-12)
@@ -73,6 +78,11 @@ def direction_hook(direction: Tensor, mode: str, alpha: float, positions: Positi
 
     Chapter 03: probing.
     """
+    expect_choice(mode, ("project_out", "add"), "mode")
+    if mode == "add" or expect_tensor(direction, "direction").ndim != 2:
+        expect_ndim(direction, 1, "direction", "[d] (trailing dims of the hook flattened)")
+    expect_finite(direction, "direction")
+    expect_number(alpha, "alpha")
 
     def fn(act: Tensor, hook) -> Tensor:
         if act.ndim < 3:
@@ -241,7 +251,10 @@ def steer(
 
 def is_monotonic(values: Sequence[float] | Tensor, increasing: bool = True, tol: float = 0.0) -> bool:
     """True when consecutive values never move the wrong way by more than tol. Chapter 03: probing."""
-    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    v = expect_finite(torch.as_tensor(values, dtype=torch.float64), "values")
+    if sum(size > 1 for size in v.shape) > 1:
+        raise TutorialInputError(f"values must be one sequence of numbers, got shape {tuple(v.shape)}.")
+    v = v.flatten()
     steps = v.diff() if increasing else -v.diff()
     return bool((steps >= -tol).all())
 
@@ -260,4 +273,5 @@ def steered_logits(model, tokens: Tensor, hook_name: str, vector: Tensor, streng
     Chapter 03: probing. Exercise 03.6 (the reference).
     """
     fn = direction_hook(vector, "add", strength, "all")
+    tokens = expect_tokens(tokens, "tokens", expect_model(model))
     return model.run_with_hooks(tokens, fwd_hooks=[(hook_name, fn)])

@@ -14,7 +14,15 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..progress import progress
-from ..validation import TutorialInputError, expect_choice, expect_dtype, expect_ndim, expect_range
+from ..validation import (
+    TutorialInputError,
+    expect_choice,
+    expect_dtype,
+    expect_finite,
+    expect_ndim,
+    expect_range,
+    expect_same_shape,
+)
 from .datasets import ProbeDataset, check_labels
 
 __all__ = [
@@ -129,6 +137,11 @@ class ProbeResult:
 
 def r2_score(pred: Tensor, y: Tensor) -> float:
     """Coefficient of determination, pooled over outputs when y is [n, k]. Chapter 03: probing."""
+    expect_same_shape(pred, y, "pred and y")
+    if y.shape[0] < 2:
+        raise TutorialInputError(f"pred and y need at least 2 rows for an R^2, got shape {tuple(y.shape)}.")
+    expect_finite(pred, "pred")
+    expect_finite(y, "y")
     y = y.float()
     ss_res = (y - pred).pow(2).sum()
     ss_tot = (y - y.mean(0)).pow(2).sum()
@@ -138,8 +151,8 @@ def r2_score(pred: Tensor, y: Tensor) -> float:
 def _check_xy(X: object, y: object, kind: str) -> tuple[Tensor, Tensor]:
     """Float X [n, d] with n >= 2 and labels y for it (class ids >= 0 when kind is 'class'). Chapter 03: probing."""
     X = expect_ndim(X, 2, "X", "[n, d]")
-    expect_dtype(X, "float", "X")
-    y = check_labels(y, X.shape[0])
+    expect_finite(expect_dtype(X, "float", "X"), "X")
+    y = expect_finite(check_labels(y, X.shape[0]), "y")
     if kind == "class":
         if y.ndim != 1:
             raise TutorialInputError(f"class labels must be 1-d [n], got shape {tuple(y.shape)}.")
@@ -221,7 +234,7 @@ def diff_of_means(
 
     Chapter 03: probing.
     """
-    X = expect_ndim(X, 2, "X", "[n, d]")
+    X = expect_finite(expect_ndim(X, 2, "X", "[n, d]"), "X")
     y = check_labels(y, X.shape[0]).to(X.device)
     pos = y == positive
     neg = ~pos if negative is None else y == negative

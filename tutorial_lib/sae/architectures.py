@@ -11,9 +11,19 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from ..validation import TutorialInputError, expect_choice, expect_range
+from ..validation import (
+    TutorialInputError,
+    expect_choice,
+    expect_dtype,
+    expect_finite,
+    expect_ndim,
+    expect_number,
+    expect_range,
+    expect_same_shape,
+    expect_shape,
+)
 from .base import SAE, TrainForward
-from .sparse import topk_decode_sparse, topk_encode_sparse, use_sparse_topk
+from .sparse import _check_k, _decode, _encode, use_sparse_topk
 
 __all__ = [
     "ARCHITECTURES",
@@ -38,6 +48,8 @@ def decoder_weighted_l1(z: Float[Tensor, "batch d_sae"], W_dec: Float[Tensor, "d
 
     Weighting by the norm stops the SAE from shrinking z and growing W_dec to dodge the penalty.
     """
+    W_dec = expect_ndim(W_dec, 2, "W_dec", "[d_sae, d_in]")
+    z = _expect_codes(z, W_dec.shape[0])
     return (z * W_dec.norm(dim=1)).sum(-1).mean()
 
 
@@ -46,8 +58,18 @@ def topk_activation(pre: Float[Tensor, "batch d_sae"], k: int) -> Float[Tensor, 
 
     Chapter 02: sparse autoencoders. Exercise 02.2 (the reference).
     """
-    vals, idx = pre.topk(k, dim=-1, sorted=False)
+    pre = expect_dtype(_expect_codes(pre, None, "pre"), "float", "pre")
+    vals, idx = pre.topk(_check_k(k, pre.shape[-1]), dim=-1, sorted=False)
     return torch.zeros_like(pre).scatter(-1, idx, vals.relu())
+
+
+def _expect_codes(z: object, d_sae: int | None, name: str = "z") -> Tensor:
+    """z as a tensor [..., d_sae] (any last size when d_sae is None). Chapter 02: sparse autoencoders."""
+    z = expect_dtype(z, "float", name)
+    if z.ndim == 0 or (d_sae is not None and z.shape[-1] != d_sae):
+        want = "d_sae" if d_sae is None else f"d_sae = {d_sae} (W_dec's rows)"
+        raise TutorialInputError(f"{name} must be [..., d_sae] with last dimension {want}, got {tuple(z.shape)}.")
+    return z
 
 
 class ReLUSAE(SAE):
@@ -103,8 +125,8 @@ class TopKSAE(SAE):
     def train_forward(self, x: Tensor, frac: float) -> TrainForward:
         if not self.uses_sparse(x.shape[0]):
             return super().train_forward(x, frac)
-        vals, idx, pre = topk_encode_sparse(x, self.W_enc, self.b_enc, self.k)
-        x_hat = topk_decode_sparse(vals, idx, self.W_dec) + self.b_dec
+        vals, idx, pre = _encode(x, self.W_enc, self.b_enc, self.k)
+        x_hat = _decode(vals, idx, self.W_dec) + self.b_dec
         with torch.no_grad():
             live = vals > 0
             fired = torch.zeros(self.d_sae, dtype=torch.bool, device=x.device)
@@ -116,8 +138,8 @@ class TopKSAE(SAE):
         shape = x.shape
         x2 = self.check_input(x.reshape(-1, shape[-1]) if x.ndim != 2 else x)
         if self.uses_sparse(x2.shape[0]):
-            vals, idx, _ = topk_encode_sparse(x2, self.W_enc, self.b_enc, self.k)
-            return (topk_decode_sparse(vals, idx, self.W_dec) + self.b_dec).reshape(shape)
+            vals, idx, _ = _encode(x2, self.W_enc, self.b_enc, self.k)
+            return (_decode(vals, idx, self.W_dec) + self.b_dec).reshape(shape)
         return self.decode(self.activation(self.pre_acts(x2))).reshape(shape)
 
     def extra_cfg(self) -> dict:
@@ -273,6 +295,13 @@ def sae_forward(
 
     Chapter 02: sparse autoencoders. Exercise 02.1 (the reference).
     """
+    W_enc = expect_ndim(W_enc, 2, "W_enc", "[d_in, d_sae]")
+    d_in, d_sae = W_enc.shape
+    expect_shape(b_enc, (d_sae,), "b_enc", "[d_sae]")
+    expect_shape(W_dec, (d_sae, d_in), "W_dec", "[d_sae, d_in]")
+    expect_shape(b_dec, (d_in,), "b_dec", "[d_in]")
+    for name, value in (("x", x), ("W_enc", W_enc), ("b_enc", b_enc), ("W_dec", W_dec), ("b_dec", b_dec)):
+        expect_finite(value, name)
     sae = ReLUSAE(W_enc.shape[0], W_enc.shape[1])
     with torch.no_grad():
         for name, value in (("W_enc", W_enc), ("b_enc", b_enc), ("W_dec", W_dec), ("b_dec", b_dec)):
@@ -293,5 +322,8 @@ def sae_loss(
     Chapter 02: sparse autoencoders. Exercise 02.3 (the reference): the loss `ReLUSAE` trains with,
     with its L1 warm-up done.
     """
+    expect_same_shape(expect_ndim(x, 2, "x", "[batch, d_in]"), x_hat, "x and x_hat")
+    expect_shape(z, (x.shape[0], None), "z", "[batch, d_sae]")
+    expect_number(l1_coeff, "l1_coeff", 0.0)
     with torch.no_grad():
         return (x_hat - x).pow(2).sum(-1).mean() + float(l1_coeff) * decoder_weighted_l1(z, W_dec.float())

@@ -14,7 +14,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from ..validation import TutorialInputError, expect_dtype, expect_ndim, expect_shape
-from .sparse import gather_latents, topk_decode_sparse
+from .sparse import _decode, _GatherLinear
 
 __all__ = ["SAE", "LossOutput"]
 
@@ -148,8 +148,8 @@ class SAE(nn.Module):
             vals = out.pre.gather(1, idx)
         else:
             assert out.sparse_x is not None  # the sparse path hands its input along with detached pre
-            vals = gather_latents(out.sparse_x, self.W_enc, self.b_enc, out.pre, idx)
-        e_hat = topk_decode_sparse(vals.relu(), idx, self.W_dec)
+            vals = _GatherLinear.apply(out.sparse_x, self.W_enc, self.b_enc, out.pre, idx)
+        e_hat = _decode(vals.relu(), idx, self.W_dec)
         denom = (residual - residual.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
         return scale * (e_hat - residual).pow(2).sum(-1).mean() / denom
 

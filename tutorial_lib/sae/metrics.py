@@ -11,7 +11,15 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..hooks import per_token_loss
-from ..validation import TutorialInputError, expect_dtype, expect_ndim, expect_range, expect_shape
+from ..validation import (
+    TutorialInputError,
+    expect_dtype,
+    expect_finite,
+    expect_model,
+    expect_ndim,
+    expect_range,
+    expect_shape,
+)
 from .base import SAE
 
 __all__ = [
@@ -33,6 +41,8 @@ def explained_variance(x: Float[Tensor, "n d"], x_hat: Float[Tensor, "n d"]) -> 
     """
     x = expect_ndim(x, 2, "x", "[n, d]")
     expect_shape(x_hat, tuple(x.shape), "x_hat", "[n, d]")
+    expect_finite(x, "x")
+    expect_finite(x_hat, "x_hat")
     x64, xh64 = x.detach().double(), x_hat.detach().double()
     err = (x64 - xh64).pow(2).sum()
     var = (x64 - x64.mean(0)).pow(2).sum()
@@ -45,6 +55,7 @@ def l0_norm(z: Float[Tensor, "n d_sae"]) -> float:
     Chapter 02: sparse autoencoders.
     """
     z = expect_ndim(z, 2, "z", "[n, d_sae]")
+    expect_finite(z, "z")
     return float((z != 0).sum(1).double().mean())
 
 
@@ -70,7 +81,9 @@ def evaluate(
 
     Chapter 02: sparse autoencoders.
     """
-    data = sae.check_input(data)
+    if not isinstance(sae, SAE):
+        raise TutorialInputError(f"sae must be a tutorial_lib.sae.SAE, got {type(sae).__name__}.")
+    data = expect_finite(sae.check_input(data), "data")
     was_training = sae.training
     sae.eval()
     n = data.shape[0]
@@ -157,10 +170,17 @@ def loss_recovered(
         expect_shape(loss_mask, (tokens.shape[0], tokens.shape[1] - 1), "loss_mask", "[batch, pos-1]")
     if not isinstance(sae, SAE):
         raise TutorialInputError(f"sae must be a tutorial_lib.sae.SAE, got {type(sae).__name__}.")
+    expect_model(model)
     was_training = sae.training
     sae.eval()
-    clean, with_sae, zero_loss, mean_loss = _spliced_losses(model, sae, tokens, hook_name, loss_mask)
-    sae.train(was_training)
+    try:
+        clean, with_sae, zero_loss, mean_loss = _spliced_losses(model, sae, tokens, hook_name, loss_mask)
+    except KeyError as err:  # TransformerLens: "Hook name '...' does not exist on this model."
+        if str(hook_name) not in str(err):
+            raise
+        raise TutorialInputError(f"hook_name {hook_name!r} is not a hook point of this model ({err}).") from None
+    finally:
+        sae.train(was_training)
 
     def recovered(ablated: float) -> float:
         gap = ablated - clean
@@ -183,7 +203,7 @@ def _rows(obj: SAE | Tensor, name: str) -> Tensor:
     """
     if isinstance(obj, SAE):
         return obj.W_dec.detach()
-    return expect_ndim(obj, 2, name, "[n_latents, d]").detach()
+    return expect_finite(expect_ndim(obj, 2, name, "[n_latents, d]"), name).detach()
 
 
 def _cosines(a: Tensor, b: Tensor) -> Tensor:
@@ -227,7 +247,7 @@ def feature_recovery(learned: SAE | Tensor, true_features: Float[Tensor, "n_true
     over the learned rows.
     """
     W = _rows(learned, "learned")
-    true = expect_ndim(true_features, 2, "true_features", "[n_true, d]")
+    true = expect_finite(expect_ndim(true_features, 2, "true_features", "[n_true, d]"), "true_features")
     if W.shape[1] != true.shape[1]:
         raise TutorialInputError(f"learned rows have dimension {W.shape[1]} but true features {true.shape[1]}.")
     cos = _cosines(true, W).cpu()
@@ -256,6 +276,8 @@ def latent_label_correlation(z: Float[Tensor, "n d_sae"], labels: Tensor) -> Flo
 
     Chapter 02: sparse autoencoders. Exercise 02.6 (the reference).
     """
+    z = expect_finite(expect_ndim(z, 2, "z", "[n, d_sae]"), "z")
+    expect_finite(expect_shape(labels, (z.shape[0],), "labels", "[n] (one per row of z)"), "labels")
     z, y = z.double(), labels.double()
     zc, yc = z - z.mean(0), y - y.mean()
     denom = (zc.pow(2).sum(0) * yc.pow(2).sum()).sqrt()

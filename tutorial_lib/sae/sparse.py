@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..validation import TutorialInputError, expect_dtype, expect_ids, expect_ndim, expect_shape
+
 __all__ = ["gather_latents", "topk_decode_sparse", "topk_encode_sparse", "use_sparse_topk"]
 
 
@@ -24,7 +26,27 @@ def use_sparse_topk(k: int, d_sae: int) -> bool:
     speed-up 1.0x at k/n = 1/8, 1.3x at 1/16 (d 128, n 512, k 32), 1.6-2.6x at 1/64-1/128 and 3.4x at
     d 512, n 16384, k 32; below 1/8 it loses (0.74x at 1/4), and at d_sae < 256 the two are even.
     """
+    if isinstance(d_sae, bool) or not isinstance(d_sae, int) or d_sae < 1:
+        raise TutorialInputError(f"d_sae must be a positive int, got {d_sae!r}.")
+    _check_k(k, d_sae)
     return k * 16 <= d_sae and d_sae >= 256
+
+
+def _check_k(k: object, d_sae: int) -> int:
+    """k as an int in [1, d_sae]. Chapter 02: sparse autoencoders."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= d_sae:
+        raise TutorialInputError(f"k must be an int in [1, d_sae={d_sae}], got {k!r}.")
+    return k
+
+
+def _check_encoder(x: object, W_enc: object, b_enc: object) -> tuple[Tensor, Tensor]:
+    """x [batch, d_in], W_enc [d_in, d_sae] and b_enc [d_sae], float and matching: (x, W_enc).
+
+    Chapter 02: sparse autoencoders."""
+    W_enc = expect_dtype(expect_ndim(W_enc, 2, "W_enc", "[d_in, d_sae]"), "float", "W_enc")
+    x = expect_dtype(expect_shape(x, (None, W_enc.shape[0]), "x", "[batch, d_in]"), "float", "x")
+    expect_dtype(expect_shape(b_enc, (W_enc.shape[1],), "b_enc", "[d_sae]"), "float", "b_enc")
+    return x, W_enc
 
 
 def _coo_by_latent(idx: Int[Tensor, "batch k"], vals: Float[Tensor, "batch k"], d_sae: int) -> Tensor:
@@ -127,7 +149,25 @@ def gather_latents(
 
     Gradients reach x, W_enc and b_enc through the selected latents only (the AuxK loss uses it too).
     """
+    x, W_enc = _check_encoder(x, W_enc, b_enc)
+    expect_shape(pre, (x.shape[0], W_enc.shape[1]), "pre", "[batch, d_sae]")
+    expect_ids(idx, "idx", W_enc.shape[1], ndim=2)
+    expect_shape(idx, (x.shape[0], None), "idx", "[batch, k]")
     return _GatherLinear.apply(x, W_enc, b_enc, pre, idx)
+
+
+def _encode(x: Tensor, W_enc: Tensor, b_enc: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """`topk_encode_sparse` without its input checks (the SAEs' own calls). Chapter 02: sparse autoencoders."""
+    with torch.no_grad():
+        pre = torch.addmm(b_enc, x, W_enc)
+        idx = pre.topk(k, dim=1, sorted=False).indices
+    vals = _GatherLinear.apply(x, W_enc, b_enc, pre, idx)
+    return vals.relu(), idx, pre
+
+
+def _decode(vals: Tensor, idx: Tensor, W_dec: Tensor) -> Tensor:
+    """`topk_decode_sparse` without its input checks (the SAEs' own calls). Chapter 02: sparse autoencoders."""
+    return _SparseDecode.apply(vals, idx, W_dec)
 
 
 def topk_encode_sparse(
@@ -137,11 +177,8 @@ def topk_encode_sparse(
 
     Chapter 02: sparse autoencoders.
     """
-    with torch.no_grad():
-        pre = torch.addmm(b_enc, x, W_enc)
-        idx = pre.topk(k, dim=1, sorted=False).indices
-    vals = gather_latents(x, W_enc, b_enc, pre, idx)
-    return vals.relu(), idx, pre
+    x, W_enc = _check_encoder(x, W_enc, b_enc)
+    return _encode(x, W_enc, b_enc, _check_k(k, W_enc.shape[1]))
 
 
 def topk_decode_sparse(
@@ -151,4 +188,7 @@ def topk_decode_sparse(
 
     Chapter 02: sparse autoencoders.
     """
-    return _SparseDecode.apply(vals, idx, W_dec)
+    W_dec = expect_dtype(expect_ndim(W_dec, 2, "W_dec", "[d_sae, d_in]"), "float", "W_dec")
+    vals = expect_dtype(expect_ndim(vals, 2, "vals", "[batch, k]"), "float", "vals")
+    expect_shape(expect_ids(idx, "idx", W_dec.shape[0], ndim=2), tuple(vals.shape), "idx", "[batch, k] like vals")
+    return _decode(vals, idx, W_dec)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from ..validation import TutorialInputError, expect_range
+from ..validation import TutorialInputError, expect_int_at_least, expect_number, expect_range
 
 __all__ = ["feature_frequencies", "synthetic_activations"]
 
@@ -61,6 +61,10 @@ def synthetic_activations(
         if not isinstance(v, int) or v < 1:
             raise TutorialInputError(f"{name} must be a positive int, got {v!r}.")
     expect_range(correlation, "correlation", 0.0, 0.99)
+    expect_int_at_least(n_factors, "n_factors")
+    expect_number(freq_decay, "freq_decay")
+    expect_number(magnitude_std, "magnitude_std", 0.0)
+    expect_number(noise_std, "noise_std", 0.0)
     gen = torch.Generator().manual_seed(seed)
     features = F.normalize(torch.randn(n_features, d_in, generator=gen), dim=1)
     p = feature_frequencies(n_features, l0, freq_decay)

@@ -12,7 +12,14 @@ import torch
 from torch import Tensor
 
 from ..progress import progress
-from ..validation import TutorialInputError, expect_dtype, expect_range, expect_shape
+from ..validation import (
+    TutorialInputError,
+    expect_dtype,
+    expect_finite,
+    expect_int_at_least,
+    expect_range,
+    expect_shape,
+)
 from .base import SAE, LossOutput
 
 __all__ = ["TrainHistory", "default_dead_window", "train_sae", "training_step"]
@@ -57,6 +64,7 @@ def default_dead_window(total_steps: int) -> int:
 
     A fixed 1000 steps (SAELens's default) never triggers on the short runs a notebook can afford.
     """
+    expect_int_at_least(total_steps, "total_steps")
     return int(min(1000, max(5, total_steps // 20)))
 
 
@@ -106,6 +114,7 @@ def _batches_and_mean(
     if isinstance(data, Tensor):
         expect_shape(data, (None, sae.d_in), "data", "[n_samples, d_in]")
         expect_dtype(data, "float", "data")
+        expect_finite(data, "data")
         n = data.shape[0]
         per_epoch = max(1, n // batch_size)
         if steps is None:
@@ -123,6 +132,7 @@ def _batches_and_mean(
         except StopIteration:
             raise TutorialInputError("data yielded no batch.") from None
         expect_shape(first, (None, sae.d_in), "a batch of data", "[batch, d_in]")
+        expect_finite(first, "a batch of data")
         mean = first.mean(0)
         batches = itertools.chain([first], rest)
     if not isinstance(steps, int) or steps < 1:
@@ -243,6 +253,9 @@ def training_step(sae: SAE, x: Tensor, optimizer: torch.optim.Optimizer) -> floa
     Chapter 02: sparse autoencoders. Exercise 02.5 (the reference): the body of `train_sae`'s loop,
     without the schedule and AuxK.
     """
+    if not isinstance(sae, SAE):
+        raise TutorialInputError(f"sae must be a tutorial_lib.sae.SAE, got {type(sae).__name__}.")
+    x = expect_finite(sae.check_input(x), "x")
     loss = sae.loss(x).loss
     optimizer.zero_grad()
     loss.backward()

@@ -8,11 +8,18 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..validation import TutorialInputError, expect_ndim, expect_range
-from .model import _check_weights
+from ..validation import TutorialInputError, expect_finite, expect_ndim, expect_number, expect_range
+from .model import _check_weights as _check_model_weights
 
 # Labels of `classify_two_feature_solution`, in the order of its integer codes.
 PHASES = ("not represented", "dedicated dimension", "superposition")
+
+
+def _check_weights(W: object, name: str = "W") -> Tensor:
+    """Float weights [instances, features, hidden] with no NaN or inf. Chapter 01: toy models of superposition."""
+    W = _check_model_weights(W, name)
+    expect_finite(W, name)
+    return W
 
 
 def features_represented(W: Float[Tensor, "inst feat hidden"]) -> Float[Tensor, " inst"]:
@@ -83,6 +90,8 @@ def adjacent_angle_gaps(W: Float[Tensor, "feat 2"], min_norm: float = 0.5) -> Fl
     Chapter 01: toy models of superposition (2-D geometry: regular polygons).
     """
     W = expect_ndim(W, 2, "W", "[features, 2] (one instance)")
+    expect_finite(W, "W")
+    expect_number(min_norm, "min_norm", 0.0)
     angles = feature_angles(W[None])[0][W.norm(dim=-1) > min_norm].sort().values
     if angles.numel() < 2:
         return torch.full((angles.numel(),), 360.0, device=W.device)
@@ -95,6 +104,7 @@ def neuron_feature_counts(W: Float[Tensor, "inst feat hidden"], threshold: float
     Chapter 01: toy models of superposition (a privileged basis: polysemantic neurons).
     """
     W = _check_weights(W)
+    expect_number(threshold, "threshold", 0.0)
     return (W.abs() > threshold).sum(dim=1)
 
 
@@ -111,6 +121,7 @@ def classify_two_feature_solution(W: Float[Tensor, "inst 2 1"], threshold: float
         raise TutorialInputError(
             f"W must have shape [instances, 2, 1] (2 features, 1 dimension), got {tuple(W.shape)}."
         )
+    expect_number(threshold, "threshold", 0.0)
     norms = W.norm(dim=-1)
     extra, other = norms[:, 1] > threshold, norms[:, 0] > threshold
     codes = torch.zeros(W.shape[0], dtype=torch.long, device=W.device)
@@ -129,6 +140,8 @@ def two_feature_losses(importance: float, feature_probability: float) -> dict[st
     Chapter 01: toy models of superposition (the phase diagram's closed forms).
     """
     p = expect_range(float(feature_probability), "feature_probability", 0, 1)
+    if p == 0:
+        raise TutorialInputError("feature_probability must lie in (0, 1] (with 0 no feature is ever present), got 0.")
     r = expect_range(float(importance), "importance", 0)
     ex2 = p / 3  # E[x^2] for one feature
     # Both present (prob p^2): out_0 = relu(x0 - x1), error on feature 0 is min(x0, x1)...: E[min(x0,x1)^2] = 1/6.

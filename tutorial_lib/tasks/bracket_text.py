@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
-from ..validation import TutorialInputError
+from ..validation import TutorialInputError, expect_int_at_least
 from .seeding import python_rng
 from .words import ADJECTIVES, CLOSE, NOUNS, OPEN, encode, stack_rows
 
@@ -54,9 +54,13 @@ def bracket_depth(words: list[str]) -> list[int]:
     """Depth after each word (reference counter).
 
     Chapter 03: probing."""
+    if isinstance(words, str) or not all(isinstance(w, str) for w in words):
+        raise TutorialInputError(f"words must be a list of words (str), e.g. text.split(), got {words!r}.")
     d, out = 0, []
-    for w in words:
+    for i, w in enumerate(words):
         d += (w == OPEN) - (w == CLOSE)
+        if d < 0:
+            raise TutorialInputError(f"words closes a bracket that was never opened (word {i}: {CLOSE!r}).")
         out.append(d)
     return out
 
@@ -65,8 +69,9 @@ def brackets(batch: int, n_words: int = 24, max_depth: int = 4, seed: int | torc
     """Nested-bracket sequences of `n_words` tokens after BOS, e.g. "( cat ( red ) tree ) dog .", with depths.
 
     Chapter 03: probing."""
-    if n_words < 3:
-        raise TutorialInputError(f"n_words must be at least 3, got {n_words}.")
+    expect_int_at_least(batch, "batch")
+    expect_int_at_least(n_words, "n_words", 3)
+    expect_int_at_least(max_depth, "max_depth", 0)
     rng = python_rng(seed)
     words = [_bracket_words(rng, n_words, max_depth) for _ in range(batch)]
     texts = [" ".join(w) for w in words]

@@ -8,7 +8,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from ..validation import expect_choice
+from ..validation import TutorialInputError, expect_choice, expect_int_at_least
 from .bracket_text import brackets
 from .fact_prompts import facts
 from .ioi_prompts import ioi
@@ -20,6 +20,9 @@ def filler(rng: random.Random, n_sentences: int = 2) -> str:
     """Simple sentences from a tiny grammar: "the old dog saw the river . Mary liked the book .".
 
     Chapter 02: sparse autoencoders (the organisms' training corpus)."""
+    if not isinstance(rng, random.Random):
+        raise TutorialInputError(f"rng must be a random.Random, got {type(rng).__name__}.")
+    expect_int_at_least(n_sentences, "n_sentences", 0)
     out = []
     for _ in range(n_sentences):
         subj = rng.choice([f"the {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}", f"the {rng.choice(NOUNS)}",
@@ -38,6 +41,7 @@ def corpus(n_docs: int, seed: int | torch.Generator = 0, mix: dict[str, float] |
     with a third name next to S2), bracket sequences, facts and filler. Training IOI documents use only
     the "train" name pairs.
     Chapter 02: sparse autoencoders (the organisms' training corpus)."""
+    expect_int_at_least(n_docs, "n_docs", 0)
     rng = python_rng(seed)
     mix = mix or CORPUS_MIX
     for k in mix:
@@ -67,6 +71,8 @@ def corpus_tokens(
     """`batch` corpus documents as token rows [BOS, doc, <pad>...] of length n_ctx (truncated if longer).
 
     Chapter 02: sparse autoencoders (the organisms' training corpus)."""
+    expect_int_at_least(batch, "batch")
+    expect_int_at_least(n_ctx, "n_ctx")
     rows = []
     for doc in corpus(batch, seed, mix):
         ids = encode(doc)[:n_ctx]

@@ -8,7 +8,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from ..validation import expect_choice
+from ..validation import expect_choice, expect_int_at_least
 from .seeding import python_rng
 from .words import FACTS, WORD_TO_ID, encode, split_words, stack_rows
 
@@ -33,6 +33,7 @@ def facts(batch: int, relation: str = "capital", seed: int | torch.Generator = 0
     """Entity -> attribute prompts for one relation ("capital" or "language"), entities drawn with replacement.
 
     Chapter 06: open problems (the toy-lm organism's facts)."""
+    expect_int_at_least(batch, "batch")
     expect_choice(relation, list(FACTS), "relation")
     rng = python_rng(seed)
     template, table = FACTS[relation]

@@ -10,7 +10,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from ..validation import expect_choice
+from ..validation import expect_choice, expect_int_at_least
 from .seeding import python_rng
 from .words import IOI_TEMPLATES, NAMES, OBJECTS, PLACES, WORD_TO_ID, encode, split_words, stack_rows
 
@@ -90,6 +90,7 @@ def ioi(
     ("..., James and Tom gave a letter to"); see third_name_template. "abc" replaces C too.
     Chapter 04: activation patching.
     """
+    expect_int_at_least(batch, "batch")
     expect_choice(order, ["ABBA", "BABA", "mixed"], "order")
     expect_choice(split, ["train", "test", "all"], "split")
     expect_choice(corruption, ["abc", "flip"], "corruption")

@@ -8,7 +8,7 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
-from ..validation import TutorialInputError
+from ..validation import TutorialInputError, expect_int_at_least
 from .seeding import int_range, torch_generator
 
 
@@ -51,6 +51,8 @@ def repeated_segments(
     the period leaves random filler between the two occurrences.
     Chapter 05: induction heads.
     """
+    expect_int_at_least(batch, "batch")
+    expect_int_at_least(seq_len, "seq_len")
     p_lo, p_hi = int_range(period, "period")
     o_lo, o_hi = int_range(offset, "offset")
     l_lo, l_hi = (p_lo, p_hi) if length is None else int_range(length, "length")
@@ -85,7 +87,9 @@ def repeated_tokens(
     """The classic head-detector input [BOS, x, x] with x uniform random tokens of length `half_len`.
 
     Exercise 05.1. Chapter 05: induction heads."""
-    if half_len < 1:
-        raise TutorialInputError(f"half_len must be at least 1, got {half_len}.")
+    expect_int_at_least(batch, "batch")
+    expect_int_at_least(half_len, "half_len")
+    if not isinstance(d_vocab, int) or not isinstance(bos, int) or d_vocab < 2 or not 0 <= bos < d_vocab:
+        raise TutorialInputError(f"need d_vocab >= 2 and 0 <= bos < d_vocab, got d_vocab={d_vocab!r}, bos={bos!r}.")
     x = _random_tokens((batch, half_len), d_vocab, bos, torch_generator(seed))
     return torch.cat([torch.full((batch, 1), bos), x, x], dim=1)

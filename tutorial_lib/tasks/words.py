@@ -9,6 +9,8 @@ import re
 import torch
 from torch import Tensor
 
+from ..validation import TutorialInputError
+
 NAMES = [
     "Mary", "John", "James", "Jane", "Kate", "Mark", "Paul", "Peter", "Rose", "Ryan", "Sarah", "Scott",
     "Simon", "Thomas", "Tyler", "William", "Alice", "Amy", "Anna", "Adam", "Alex", "Daniel", "David",
@@ -54,6 +56,8 @@ def split_words(text: str) -> list[str]:
     """The organism tokenizer's split: words and single punctuation marks (no spaces kept).
 
     Chapters 02-06: the organism tokenizer."""
+    if not isinstance(text, str):
+        raise TutorialInputError(f"text must be a str, got {type(text).__name__}.")
     return _WORD_RE.findall(text)
 
 

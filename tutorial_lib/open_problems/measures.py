@@ -7,79 +7,29 @@ Each function is small and checked against an analytic answer in tests/test_open
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPrivateImportUsage]
 
-from .hooks import head_ablation_hook
-from .validation import TutorialInputError, expect_ndim, expect_range, expect_shape
-
-# ----------------------------------------------------------------------------------------------
-# 1. Scaling: published configurations (no weights needed)
-
-# n_layers, n_heads (query heads), d_model, d_mlp, parameters. Sources: GPT-2, Radford et al. 2019
-# (sizes as in the Hugging Face configs); Llama 2, Touvron et al. 2023 (Table 1 and the released
-# configs, d_mlp = intermediate_size); Llama 3.1 405B, Grattafiori et al. 2024 (Table 3);
-# SmolLM2-135M, Allal et al. 2025 (the released config).
-PUBLISHED_CONFIGS: dict[str, dict] = {
-    "gpt2-small": dict(n_layers=12, n_heads=12, d_model=768, d_mlp=3072, params=124e6),
-    "gpt2-medium": dict(n_layers=24, n_heads=16, d_model=1024, d_mlp=4096, params=355e6),
-    "gpt2-large": dict(n_layers=36, n_heads=20, d_model=1280, d_mlp=5120, params=774e6),
-    "gpt2-xl": dict(n_layers=48, n_heads=25, d_model=1600, d_mlp=6400, params=1558e6),
-    "smollm2-135m": dict(n_layers=30, n_heads=9, d_model=576, d_mlp=1536, params=135e6),
-    "llama2-7b": dict(n_layers=32, n_heads=32, d_model=4096, d_mlp=11008, params=6.7e9),
-    "llama2-13b": dict(n_layers=40, n_heads=40, d_model=5120, d_mlp=13824, params=13.0e9),
-    "llama2-70b": dict(n_layers=80, n_heads=64, d_model=8192, d_mlp=28672, params=69.0e9),
-    "llama3.1-405b": dict(n_layers=126, n_heads=128, d_model=16384, d_mlp=53248, params=405e9),
-}
-
-
-def unit_counts(cfg) -> dict[str, int]:
-    """Heads and MLP neurons of a model from its config (a dict or a model.cfg): what a person would inspect.
-
-    Chapter 06: open problems as experiments (scaling: how many units to inspect).
-    """
-    get = (lambda k: cfg[k]) if isinstance(cfg, dict) else (lambda k: getattr(cfg, k))
-    n_layers, n_heads = int(get("n_layers")), int(get("n_heads"))
-    attn_only = bool(cfg.get("attn_only", False) if isinstance(cfg, dict) else getattr(cfg, "attn_only", False))
-    d_mlp = 0 if attn_only else int(get("d_mlp") or 0)
-    return {"heads": n_layers * n_heads, "neurons": n_layers * d_mlp}
-
-
-def log_log_slope(x: Sequence[float] | Tensor, y: Sequence[float] | Tensor) -> float:
-    """Least-squares slope of log(y) against log(x): the exponent b of y ~ a x^b.
-
-    Chapter 06: open problems as experiments (scaling exponents).
-    """
-    lx = torch.as_tensor(x, dtype=torch.float64).log()
-    ly = torch.as_tensor(y, dtype=torch.float64).log()
-    if lx.ndim != 1 or lx.shape != ly.shape or lx.numel() < 2:
-        raise TutorialInputError(
-            f"x and y must be 1-D of the same length >= 2, got {tuple(lx.shape)} and {tuple(ly.shape)}."
-        )
-    lx, ly = lx - lx.mean(), ly - ly.mean()
-    return float((lx * ly).sum() / (lx * lx).sum().clamp_min(1e-30))
-
-
-def median_seconds(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:
-    """Median wall-clock seconds of fn() over `repeats` runs after `warmup` untimed runs.
-
-    Chapter 06: open problems as experiments (scaling: timing a method).
-    """
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
-
+from ..hooks import head_ablation_hook
+from ..validation import (
+    TutorialInputError,
+    expect_finite,
+    expect_heads,
+    expect_ids,
+    expect_last_dim,
+    expect_model,
+    expect_ndim,
+    expect_number,
+    expect_same_shape,
+    expect_scalar,
+    expect_shape,
+    expect_tokens,
+    expect_values,
+)
 
 # ----------------------------------------------------------------------------------------------
 # 2. Coverage: how much of a behaviour a circuit explains
@@ -93,7 +43,11 @@ def fraction_recovered(
 
     Chapter 06: open problems as experiments. Reference for Exercise 06.1.
     """
-    clean, circuit, ablated = (torch.as_tensor(v, dtype=torch.float32) for v in (clean, circuit, ablated))
+    clean, circuit, ablated = (
+        expect_values(v, n) for v, n in ((clean, "clean"), (circuit, "circuit"), (ablated, "ablated"))
+    )
+    if clean.shape != circuit.shape or clean.shape != ablated.shape or bool((clean == ablated).any()):
+        raise TutorialInputError("clean, circuit and ablated must have one shape, and clean must differ from ablated.")
     return (circuit - ablated) / (clean - ablated)
 
 
@@ -106,6 +60,7 @@ def component_means(model, tokens: Int[Tensor, "batch pos"], mlps: bool = True) 
     def keep(name: str) -> bool:
         return name.endswith("attn.hook_z") or (mlps and name.endswith("hook_mlp_out"))
 
+    tokens = expect_tokens(tokens, "tokens", expect_model(model))
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=keep)
     return {name: act.mean(0, keepdim=True) for name, act in cache.items()}
@@ -125,6 +80,11 @@ def circuit_hooks(model, keep_heads: set[tuple[int, int]], means: dict[str, Tens
 
     Chapter 06: open problems as experiments (circuit coverage).
     """
+    if keep_heads:
+        expect_heads(keep_heads, expect_model(model), "keep_heads")
+    missing = [get_act_name("z", layer) for layer in range(model.cfg.n_layers) if get_act_name("z", layer) not in means]
+    if missing:
+        raise TutorialInputError(f"means lacks {missing}: make it with component_means(model, tokens).")
     hooks = []
     for layer in range(model.cfg.n_layers):
         drop = [h for h in range(model.cfg.n_heads) if (layer, h) not in keep_heads]
@@ -144,11 +104,11 @@ def circuit_coverage(model, tokens, metric: Callable[[Tensor], Tensor], keep_hea
 
     Chapter 06: open problems as experiments (circuit coverage).
     """
-    clean = float(metric(model(tokens)))
-    circuit = float(
-        metric(model.run_with_hooks(tokens, fwd_hooks=circuit_hooks(model, set(keep_heads), means, ablate_mlps)))
-    )
-    ablated = float(metric(model.run_with_hooks(tokens, fwd_hooks=circuit_hooks(model, set(), means, ablate_mlps))))
+    tokens = expect_tokens(tokens, "tokens", expect_model(model))
+    hooks_in, hooks_out = (circuit_hooks(model, set(k), means, ablate_mlps) for k in (keep_heads, ()))
+    clean = float(expect_scalar(metric(model(tokens)), "metric"))
+    circuit = float(expect_scalar(metric(model.run_with_hooks(tokens, fwd_hooks=hooks_in)), "metric"))
+    ablated = float(expect_scalar(metric(model.run_with_hooks(tokens, fwd_hooks=hooks_out)), "metric"))
     return {
         "clean": clean,
         "circuit": circuit,
@@ -166,6 +126,12 @@ def max_cosines(W_a: Float[Tensor, "n_a d"], W_b: Float[Tensor, "n_b d"]) -> Flo
 
     Chapter 06: open problems as experiments. Reference for Exercise 06.2.
     """
+    for W, name in ((W_a, "W_a"), (W_b, "W_b")):
+        expect_finite(expect_ndim(W, 2, name, "[n, d]"), name)
+    if W_a.shape[1] != W_b.shape[1] or not W_b.shape[0]:
+        raise TutorialInputError(
+            f"W_a and W_b must share d and W_b needs rows, got {tuple(W_a.shape)} and {tuple(W_b.shape)}."
+        )
     a = W_a / W_a.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     b = W_b / W_b.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return (a @ b.T).max(-1).values
@@ -186,6 +152,10 @@ def direct_effect(
 
     Chapter 06: open problems as experiments. Reference for Exercise 06.3.
     """
+    expect_same_shape(expect_ndim(delta_out, 2, "delta_out", "[batch, d_model]"), direction, "delta_out and direction")
+    expect_shape(scale, (delta_out.shape[0], 1), "scale", "[batch, 1]")
+    if not bool((expect_finite(scale, "scale") > 0).all()):
+        raise TutorialInputError("scale must be positive (a LayerNorm scale), got a zero or negative entry.")
     centred = delta_out - delta_out.mean(-1, keepdim=True)
     return (centred / scale * direction).sum(-1)
 
@@ -198,7 +168,11 @@ def direct_and_total_effects(model, tokens, answer, wrong, end_pos, means: dict[
 
     Chapter 06: open problems as experiments (self-repair).
     """
-    cfg = model.cfg
+    cfg = expect_model(model).cfg
+    tokens = expect_tokens(tokens, "tokens", model)
+    V, P = cfg.d_vocab, tokens.shape[1]
+    for t, name, size in ((answer, "answer", V), (wrong, "wrong", V), (end_pos, "end_pos", P)):
+        expect_shape(expect_ids(t, name, size), (tokens.shape[0],), name, "[batch]")
     rows = torch.arange(tokens.shape[0])
     last = f"blocks.{cfg.n_layers - 1}.hook_resid_post"
     logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n.endswith("attn.hook_z") or n == last)
@@ -237,7 +211,9 @@ def self_repair_fraction(direct: Tensor | float, total: Tensor | float) -> Tenso
 
     Chapter 06: open problems as experiments. Reference for Exercise 06.4.
     """
-    direct, total = torch.as_tensor(direct, dtype=torch.float32), torch.as_tensor(total, dtype=torch.float32)
+    direct, total = expect_values(direct, "direct"), expect_values(total, "total")
+    if not bool(direct.all()):
+        raise TutorialInputError("direct must be non-zero: a component with no direct effect has no share to repair.")
     return (direct - total) / direct
 
 
@@ -253,13 +229,17 @@ def mahalanobis(
 
     Chapter 06: open problems as experiments. Reference for Exercise 06.5.
     """
-    x = expect_ndim(x, 2, "x", "[n, d]")
+    x = expect_finite(expect_ndim(x, 2, "x", "[n, d]"), "x")
+    expect_number(ridge, "ridge", 0.0)
     d = x.shape[1]
     expect_shape(mean, (d,), "mean", "[d]")
     expect_shape(cov, (d, d), "cov", "[d, d]")
     c = cov.double() + ridge * cov.double().diagonal().mean() * torch.eye(d, dtype=torch.float64, device=cov.device)
     diff = x.double() - mean.double()
-    sol = torch.linalg.solve(c, diff.T).T
+    sol, info = torch.linalg.solve_ex(c, diff.T)
+    if int(info):
+        raise TutorialInputError("cov is singular: pass ridge > 0 (e.g. 1e-3) to make it invertible.")
+    sol = sol.T
     return (diff * sol).sum(-1).clamp_min(0).sqrt().to(x.dtype)
 
 
@@ -268,7 +248,9 @@ def gaussian_stats(x: Float[Tensor, "n d"]) -> tuple[Tensor, Tensor]:
 
     Chapter 06: open problems as experiments (distance from the activation distribution).
     """
-    x = expect_ndim(x, 2, "x", "[n, d]")
+    x = expect_finite(expect_ndim(x, 2, "x", "[n, d]"), "x")
+    if x.shape[0] < 2:
+        raise TutorialInputError(f"x needs at least 2 rows for a covariance, got {x.shape[0]}.")
     mean = x.mean(0)
     xc = x - mean
     return mean, xc.T @ xc / max(x.shape[0] - 1, 1)
@@ -286,7 +268,10 @@ def patch_subspace(
 
     Chapter 06: open problems as experiments. Reference for Exercise 06.6.
     """
-    basis = expect_ndim(basis, 2, "basis", "[k, d]")
+    basis = expect_finite(expect_ndim(basis, 2, "basis", "[k, d]"), "basis")
+    expect_same_shape(expect_last_dim(h, basis.shape[1], "h", "d (basis's)"), h_source, "h and h_source")
+    if torch.linalg.matrix_rank(basis.double()) < basis.shape[0]:
+        raise TutorialInputError("basis rows must be linearly independent (no zero or repeated direction).")
     q, _ = torch.linalg.qr(basis.T.to(h.dtype))  # [d, k] orthonormal columns
     return h + (h_source - h) @ q @ q.T
 
@@ -300,7 +285,7 @@ def ranks(x: Tensor) -> Tensor:
 
     Chapter 06: open problems as experiments (rank agreement of proxy metrics).
     """
-    x = expect_ndim(torch.as_tensor(x), 1, "x", "[n]")
+    x = expect_finite(expect_ndim(torch.as_tensor(x), 1, "x", "[n]"), "x")
     r = torch.empty(x.shape[0], dtype=torch.float64)
     r[x.argsort(stable=True)] = torch.arange(x.shape[0], dtype=torch.float64)
     return r
@@ -321,40 +306,7 @@ def spearman(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
     return float((ra * rb).sum() / (ra.norm() * rb.norm()).clamp_min(1e-30))
 
 
-# ----------------------------------------------------------------------------------------------
-# 7. Compute equivalents
-
-
-def steps_to_reach(steps: Sequence[float], losses: Sequence[float], target: float) -> float:
-    """First training step at which a loss curve falls to `target`, interpolating linearly between
-    the logged steps; inf if it never does, steps[0] if it starts below.
-
-    Chapter 06: open problems as experiments. Reference for Exercise 06.7.
-    """
-    s = [float(v) for v in steps]
-    lv = [float(v) for v in losses]
-    if len(s) != len(lv) or not s:
-        raise TutorialInputError(f"steps and losses must have the same non-zero length, got {len(s)} and {len(lv)}.")
-    if lv[0] <= target:
-        return s[0]
-    for i in range(1, len(s)):
-        if lv[i] <= target:
-            frac = (lv[i - 1] - target) / (lv[i - 1] - lv[i])
-            return s[i - 1] + frac * (s[i] - s[i - 1])
-    return math.inf
-
-
-def transformer_flops(n_params: float, n_tokens: float, training: bool = True) -> float:
-    """The usual estimate: 6 N D FLOPs to train on D tokens, 2 N D for a forward pass (Kaplan et al. 2020).
-
-    Chapter 06: open problems as experiments (compute equivalents).
-    """
-    expect_range(n_params, "n_params", 0.0)
-    return (6.0 if training else 2.0) * n_params * n_tokens
-
-
 __all__ = [
-    "PUBLISHED_CONFIGS",
     "circuit_coverage",
     "circuit_hooks",
     "component_means",
@@ -362,15 +314,10 @@ __all__ = [
     "direct_effect",
     "fraction_recovered",
     "gaussian_stats",
-    "log_log_slope",
     "mahalanobis",
     "max_cosines",
-    "median_seconds",
     "patch_subspace",
     "ranks",
     "self_repair_fraction",
     "spearman",
-    "steps_to_reach",
-    "transformer_flops",
-    "unit_counts",
 ]

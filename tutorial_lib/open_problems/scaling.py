@@ -1,0 +1,118 @@
+"""Chapter 06's counting and timing: published model sizes, units to inspect, scaling exponents, timing a
+method, and compute equivalents (steps to reach a loss, training FLOPs)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from ..validation import TutorialInputError, expect_int_at_least, expect_number, expect_values
+
+# ----------------------------------------------------------------------------------------------
+# 1. Scaling: published configurations (no weights needed)
+
+# n_layers, n_heads (query heads), d_model, d_mlp, parameters. Sources: GPT-2, Radford et al. 2019
+# (sizes as in the Hugging Face configs); Llama 2, Touvron et al. 2023 (Table 1 and the released
+# configs, d_mlp = intermediate_size); Llama 3.1 405B, Grattafiori et al. 2024 (Table 3);
+# SmolLM2-135M, Allal et al. 2025 (the released config).
+PUBLISHED_CONFIGS: dict[str, dict] = {
+    "gpt2-small": dict(n_layers=12, n_heads=12, d_model=768, d_mlp=3072, params=124e6),
+    "gpt2-medium": dict(n_layers=24, n_heads=16, d_model=1024, d_mlp=4096, params=355e6),
+    "gpt2-large": dict(n_layers=36, n_heads=20, d_model=1280, d_mlp=5120, params=774e6),
+    "gpt2-xl": dict(n_layers=48, n_heads=25, d_model=1600, d_mlp=6400, params=1558e6),
+    "smollm2-135m": dict(n_layers=30, n_heads=9, d_model=576, d_mlp=1536, params=135e6),
+    "llama2-7b": dict(n_layers=32, n_heads=32, d_model=4096, d_mlp=11008, params=6.7e9),
+    "llama2-13b": dict(n_layers=40, n_heads=40, d_model=5120, d_mlp=13824, params=13.0e9),
+    "llama2-70b": dict(n_layers=80, n_heads=64, d_model=8192, d_mlp=28672, params=69.0e9),
+    "llama3.1-405b": dict(n_layers=126, n_heads=128, d_model=16384, d_mlp=53248, params=405e9),
+}
+
+
+def unit_counts(cfg) -> dict[str, int]:
+    """Heads and MLP neurons of a model from its config (a dict or a model.cfg): what a person would inspect.
+
+    Chapter 06: open problems as experiments (scaling: how many units to inspect).
+    """
+    get = (lambda k: cfg.get(k)) if isinstance(cfg, dict) else (lambda k: getattr(cfg, k, None))
+    n_layers, n_heads = (expect_int_at_least(get(k), f"cfg's {k}") for k in ("n_layers", "n_heads"))
+    attn_only = bool(cfg.get("attn_only", False) if isinstance(cfg, dict) else getattr(cfg, "attn_only", False))
+    d_mlp = 0 if attn_only else int(get("d_mlp") or 0)
+    return {"heads": n_layers * n_heads, "neurons": n_layers * d_mlp}
+
+
+def log_log_slope(x: Sequence[float] | Tensor, y: Sequence[float] | Tensor) -> float:
+    """Least-squares slope of log(y) against log(x): the exponent b of y ~ a x^b.
+
+    Chapter 06: open problems as experiments (scaling exponents).
+    """
+    lx, ly = (expect_values(v, n, torch.float64, positive=True).log() for v, n in ((x, "x"), (y, "y")))
+    if lx.ndim != 1 or lx.shape != ly.shape or lx.numel() < 2:
+        raise TutorialInputError(
+            f"x and y must be 1-D of the same length >= 2, got {tuple(lx.shape)} and {tuple(ly.shape)}."
+        )
+    lx, ly = lx - lx.mean(), ly - ly.mean()
+    if not bool(lx.any()):
+        raise TutorialInputError("x must hold at least two different values to fit a slope.")
+    return float((lx * ly).sum() / (lx * lx).sum().clamp_min(1e-30))
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:
+    """Median wall-clock seconds of fn() over `repeats` runs after `warmup` untimed runs.
+
+    Chapter 06: open problems as experiments (scaling: timing a method).
+    """
+    if not callable(fn):
+        raise TutorialInputError(f"fn must be a callable taking no arguments, got {type(fn).__name__}.")
+    expect_int_at_least(repeats, "repeats")
+    expect_int_at_least(warmup, "warmup", 0)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+# ----------------------------------------------------------------------------------------------
+# 7. Compute equivalents
+
+
+def steps_to_reach(steps: Sequence[float], losses: Sequence[float], target: float) -> float:
+    """First training step at which a loss curve falls to `target`, interpolating linearly between
+    the logged steps; inf if it never does, steps[0] if it starts below.
+
+    Chapter 06: open problems as experiments. Reference for Exercise 06.7.
+    """
+    s = [float(v) for v in steps]
+    lv = [float(v) for v in losses]
+    if len(s) != len(lv) or not s:
+        raise TutorialInputError(f"steps and losses must have the same non-zero length, got {len(s)} and {len(lv)}.")
+    expect_number(target, "target")
+    if not all(map(math.isfinite, s + lv)) or any(b <= a for a, b in zip(s, s[1:])):
+        raise TutorialInputError("steps must increase and steps and losses must be finite numbers.")
+    if lv[0] <= target:
+        return s[0]
+    for i in range(1, len(s)):
+        if lv[i] <= target:
+            frac = (lv[i - 1] - target) / (lv[i - 1] - lv[i])
+            return s[i - 1] + frac * (s[i] - s[i - 1])
+    return math.inf
+
+
+def transformer_flops(n_params: float, n_tokens: float, training: bool = True) -> float:
+    """The usual estimate: 6 N D FLOPs to train on D tokens, 2 N D for a forward pass (Kaplan et al. 2020).
+
+    Chapter 06: open problems as experiments (compute equivalents).
+    """
+    expect_number(n_params, "n_params", 0.0)
+    expect_number(n_tokens, "n_tokens", 0.0)
+    return (6.0 if training else 2.0) * n_params * n_tokens
+
+
+__all__ = ["PUBLISHED_CONFIGS", "log_log_slope", "median_seconds", "steps_to_reach", "transformer_flops", "unit_counts"]

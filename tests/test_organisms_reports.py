@@ -32,7 +32,8 @@ def test_induction_circuit(induction):
     m, c = induction, organisms.card("induction-2l")["properties"]
     data = organisms.induction_batch(300, m.cfg.d_vocab, seed=99)
     x, rep, first = data.tokens, data.repeated[:, :-1], data.first[:, :-1]
-    logits, cache = m.run_with_cache(x)
+    with torch.no_grad():
+        logits, cache = m.run_with_cache(x)
     loss = _loss(logits, x)
     first_loss, rep_loss = loss[first].mean(), loss[rep].mean()
     assert rep_loss < 0.3 * first_loss

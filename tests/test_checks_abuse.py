@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import inspect
 import io
 import math
 import os
@@ -46,7 +47,7 @@ def _poison(value: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """A float copy of the tensor with its first entry replaced by value (the rest stays right)."""
 
     def f(t: torch.Tensor) -> torch.Tensor:
-        t = t.detach().clone().float()
+        t = t.detach().float().contiguous().clone()
         t.view(-1)[:1] = value
         return t
 
@@ -115,6 +116,7 @@ def _abuser(kind: str, reference: Callable, flags: dict[str, bool]) -> Callable:
             return copy.deepcopy(memo[0])
         raise AssertionError(kind)
 
+    fn.__signature__ = inspect.signature(reference)  # pyright: ignore[reportFunctionMemberAccess] - names in hints
     return fn
 
 
@@ -170,13 +172,19 @@ def abuse(ex_id: str, kind: str) -> Outcome:
 
 
 def abuse_matrix(kinds: list[str] = KINDS) -> list[Outcome]:
+    return [outcome for kind in kinds for outcome in _abuse_kind(kind)]
+
+
+def _abuse_kind(kind: str) -> list[Outcome]:
+    """Every check against one kind of abuse; the slow kind under a tiny time limit per call."""
     old = os.environ.get(TIME_LIMIT_ENV)
-    os.environ[TIME_LIMIT_ENV] = str(TEST_LIMIT_S)
+    if kind == "slow":
+        os.environ[TIME_LIMIT_ENV] = str(TEST_LIMIT_S)
     try:
-        return [abuse(ex_id, kind) for kind in kinds for ex_id in EXERCISES]
+        return [abuse(ex_id, kind) for ex_id in EXERCISES]
     finally:
         if old is None:
-            os.environ.pop(TIME_LIMIT_ENV)
+            os.environ.pop(TIME_LIMIT_ENV, None)
         else:
             os.environ[TIME_LIMIT_ENV] = old
 

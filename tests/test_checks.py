@@ -3,10 +3,16 @@ broken function with a hint instead of a traceback."""
 
 from __future__ import annotations
 
+import math
+import signal
+import time
+
+import numpy as np
 import pytest
 import torch
 
-from tutorial_lib.checks import all_exercises
+from tutorial_lib import hooks
+from tutorial_lib.checks import TIME_LIMIT_S, Mutable, all_exercises
 from tutorial_lib.checks.core import CheckResult, Mismatch, call_student, compare, exercise
 
 EXERCISES = all_exercises()
@@ -162,3 +168,144 @@ def test_path_patching_check_names_the_slip(mistake, hint):
         assert result.status == "passed", result.hint
     else:
         assert result.status == "failed" and hint in result.hint, result.hint
+
+
+# ---- issue 17: checks that wrongly passed
+
+
+def test_compare_never_passes_nan_or_inf_unless_the_reference_has_it():
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(Mismatch, match="expected about 0.5"):
+            compare(bad, 0.5, "x")
+        with pytest.raises(Mismatch, match="NaN or inf"):
+            compare(torch.tensor([1.0, bad]), torch.tensor([1.0, 2.0]), "x")
+        with pytest.raises(Mismatch, match="NaN or inf"):
+            compare(torch.tensor([1.0, bad]), torch.tensor([1, 2]), "x")  # an integer reference too
+        with pytest.raises(Mismatch):
+            compare((torch.ones(2), bad), (torch.ones(2), 1.0), "x")
+        with pytest.raises(Mismatch):
+            compare({"first": bad}, {"first": 1.0}, "x")
+    compare(math.inf, math.inf, "a documented inf")
+    compare(
+        torch.tensor([1.0, math.inf, 3.0]), torch.tensor([1.0, math.inf, 3.0 + 1e-7]), "inf where the reference has it"
+    )
+    with pytest.raises(Mismatch, match="expected inf"):
+        compare(1e9, math.inf, "x")
+    with pytest.raises(Mismatch, match="NaN or inf"):
+        compare(torch.tensor([1.0, -math.inf]), torch.tensor([1.0, math.inf]), "x")
+    with pytest.raises(Mismatch, match="whole numbers"):
+        compare(torch.tensor([0.5, 1.0]), torch.tensor([0, 1]), "x")
+    with pytest.raises(Mismatch, match="expected a number"):
+        compare("0.5", 0.5, "x")
+    with pytest.raises(Mismatch, match="NumPy"):
+        compare(np.ones(3), torch.ones(3), "x")
+    compare((torch.ones(2), {"a": 1.0}), (torch.ones(2), {"a": 1.0 + 1e-9}), "containers")
+
+
+@pytest.mark.usefixtures("capsys")
+@pytest.mark.parametrize("ex_id", ["00.4", "02.4", "04.5", "04.7", "05.5", "06.8"])
+def test_a_nan_answer_fails(ex_id):
+    answer = {"first": math.nan, "repeated": math.nan} if ex_id == "05.5" else math.nan
+    assert EXERCISES[ex_id].check(lambda *_a, **_k: answer).status == "failed"
+
+
+def _loss(model) -> float:
+    tokens = torch.randint(0, 23, (3, 9), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return model(tokens, return_type="loss").item()
+
+
+@pytest.mark.usefixtures("capsys")
+def test_a_function_that_changes_its_input_is_named_and_the_shared_model_restored():
+    from tutorial_lib.checks.core import random_model
+    from tutorial_lib.sae import explained_variance
+
+    def centres_in_place(x, x_hat):
+        x -= x.mean(0)  # the caller's x changes: the reference would then agree, and the check used to pass
+        return explained_variance(x, x_hat - x_hat.mean(0))
+
+    result = EXERCISES["02.4"].check(centres_in_place)
+    assert result.status == "failed" and "changed its input `x` in place" in result.hint, result.hint
+
+    model = random_model(0)
+    before = _loss(model)
+
+    def scales_the_embedding(model, tokens, layer, head):
+        with torch.no_grad():
+            model.W_E.mul_(1.1)
+        return hooks.ablate_head_loss(model, tokens, layer, head)
+
+    result = EXERCISES["00.4"].check(scales_the_embedding)
+    assert result.status == "failed" and "changed its input `model`" in result.hint, result.hint
+    assert _loss(model) == before  # the cached model every check shares is back as it was
+
+
+def test_call_student_gives_copies_and_mutable_inputs_as_they_are():
+    x, y = torch.zeros(3), torch.zeros(3)
+
+    def fill(a, b):
+        b.add_(1.0)
+        return a
+
+    assert call_student(fill, x, Mutable(y)) is not x  # a copy of x, y itself
+    assert torch.equal(y, torch.ones(3)) and torch.equal(x, torch.zeros(3))
+    with pytest.raises(Mismatch, match="changed its input `b`"):
+        call_student(fill, x, y)
+    assert torch.equal(y, torch.ones(3))  # the check's own tensors are never touched
+
+
+@pytest.mark.usefixtures("capsys")
+def test_only_the_stub_is_not_attempted():
+    def torch_cannot(logits, _tokens):
+        return logits.to_sparse().view(-1)  # torch raises NotImplementedError for sparse views
+
+    def helper_says_not_done(_logits, _tokens):
+        def helper():
+            raise NotImplementedError("the mask")
+
+        return helper()
+
+    def bare_placeholder(_logits, _tokens):
+        raise NotImplementedError
+
+    check = EXERCISES["00.1"].check
+    for fn in (torch_cannot, helper_says_not_done):
+        result = check(fn)
+        assert result.status == "failed" and "NotImplementedError" in result.hint, result.hint
+        assert "not from the exercise's stub" in result.hint
+    assert check(bare_placeholder).status == "not attempted"
+
+
+@pytest.mark.usefixtures("capsys")
+def test_a_slow_function_is_stopped_at_the_time_limit(monkeypatch):
+    assert TIME_LIMIT_S == 20.0  # the stated default, per call
+    monkeypatch.setenv("TUTORIAL_CHECK_TIME_LIMIT", "0.2")
+    previous = signal.getsignal(signal.SIGALRM)
+
+    def slow(logits, tokens):
+        time.sleep(3)
+        return hooks.per_token_loss(logits, tokens)
+
+    def stubborn(logits, tokens):  # catches the alarm and carries on
+        try:
+            time.sleep(3)
+        except BaseException:  # noqa: BLE001 - the student's code swallowing everything
+            time.sleep(0.1)
+        return hooks.per_token_loss(logits, tokens)
+
+    for fn in (slow, stubborn):
+        start = time.perf_counter()
+        result = EXERCISES["00.1"].check(fn)
+        assert time.perf_counter() - start < 2.5
+        assert result.status == "failed" and "time limit of 0.2 s" in result.hint, result.hint
+    assert signal.getsignal(signal.SIGALRM) == previous
+    monkeypatch.setenv("TUTORIAL_CHECK_TIME_LIMIT", "0")  # 0 turns the limit off
+    assert EXERCISES["00.1"].check(hooks.per_token_loss).status == "passed"
+
+
+@pytest.mark.usefixtures("capsys")
+def test_a_hook_may_still_edit_its_activation_in_place():
+    def in_place(activation, hook, clean_activation, pos):  # noqa: ARG001 - the hook's signature
+        activation[:, pos] = clean_activation[:, pos]
+
+    assert EXERCISES["04.2"].check(in_place).status == "passed"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 from .core import EXERCISES, CheckResult, Exercise, Mismatch, call_student, compare, exercise
+from .guard import TIME_LIMIT_S, Mutable
 
 CHAPTER_MODULES = {
     "00": "foundations",
@@ -32,4 +33,14 @@ def all_exercises() -> dict[str, Exercise]:
     return dict(sorted(EXERCISES.items()))
 
 
-__all__ = ["CheckResult", "Exercise", "Mismatch", "all_exercises", "call_student", "compare", "exercise"]
+__all__ = [
+    "TIME_LIMIT_S",
+    "CheckResult",
+    "Exercise",
+    "Mismatch",
+    "Mutable",
+    "all_exercises",
+    "call_student",
+    "compare",
+    "exercise",
+]

@@ -18,6 +18,7 @@ from ..patching import (
     path_patch_to_receiver,
 )
 from .core import Mismatch, call_student, compare, exercise, random_model
+from .guard import Mutable
 
 
 def _pair(seed: int, batch: int = 3, pos: int = 7) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -83,7 +84,7 @@ def check_patch_position_hook(fn):
         g = torch.Generator().manual_seed(seed)
         act, clean = torch.randn(3, 6, 8, generator=g), torch.randn(3, 6, 8, generator=g)
         before = act.clone()
-        got = call_student(fn, act, None, clean, pos)
+        got = call_student(fn, Mutable(act), None, clean, pos)  # a hook may edit its activation in place
         want = patch_position_hook(before, None, clean, pos)
         if got is None:
             if torch.equal(act, want):

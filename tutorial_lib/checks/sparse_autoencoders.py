@@ -11,6 +11,7 @@ from torch import Tensor
 from .. import sae as S
 from ..sae import latent_label_correlation, sae_forward, sae_loss, topk_activation, training_step
 from .core import Mismatch, call_student, compare, exercise
+from .guard import Mutable
 
 # The references live in the kernel modules (tutorial_lib.sae.architectures, .training, .metrics),
 # with the exercise id in their docstrings.
@@ -182,7 +183,7 @@ def check_training_step(fn):
         mine.train()
         opt_ref, opt_mine = torch.optim.Adam(ref.parameters(), lr=1e-2), torch.optim.Adam(mine.parameters(), lr=1e-2)
         want_losses = [training_step(ref, x, opt_ref) for _ in range(3)]
-        got_losses = [call_student(fn, mine, x, opt_mine) for _ in range(3)]
+        got_losses = [call_student(fn, Mutable(mine), x, Mutable(opt_mine)) for _ in range(3)]
         if all(torch.equal(getattr(mine, n), getattr(base, n)) for n in ("W_enc", "W_dec", "b_enc", "b_dec")):
             raise Mismatch("the parameters did not change: call loss.backward() and optimizer.step().")
         norms = mine.W_dec.detach().norm(dim=1)

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import io
 import json
+import linecache
 import os
 import sys
 import types
@@ -79,7 +80,10 @@ def _run_check(check, fn) -> tuple[str, str]:
 def _step(step: dict, namespace: dict, checks: dict, snapshot: Snapshot, send) -> None:
     if "code" in step:
         try:
-            exec(compile(step["code"], f"<cell {step['cell']}>", "exec"), namespace)
+            filename = f"<cell {step['cell']}>"
+            # tracebacks (and the checks' stub test) read the student's lines from linecache
+            linecache.cache[filename] = (len(step["code"]), None, step["code"].splitlines(True), filename)
+            exec(compile(step["code"], filename, "exec"), namespace)
         except BaseException:  # noqa: BLE001 - a failing definition: the check says what is missing
             pass
         changed = snapshot.restore()

@@ -28,3 +28,27 @@ def smollm2():
     from tutorial_lib import organisms
 
     return organisms.load("smollm2-135m")
+
+
+@pytest.fixture(scope="module")
+def induction():
+    """The shipped induction-2l organism (one load per test module)."""
+    from tutorial_lib import organisms
+
+    return organisms.load("induction-2l")
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """The shipped toy-lm organism (one load per test module)."""
+    from tutorial_lib import organisms
+
+    return organisms.load("toy-lm")
+
+
+@pytest.fixture(scope="module")
+def ioi3():
+    """The shipped ioi-3l organism (one load per test module)."""
+    from tutorial_lib import organisms
+
+    return organisms.load("ioi-3l")

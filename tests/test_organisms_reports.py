@@ -8,21 +8,6 @@ import torch
 from tutorial_lib import hooks, organisms, tasks
 
 
-@pytest.fixture(scope="module")
-def induction():
-    return organisms.load("induction-2l")
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return organisms.load("toy-lm")
-
-
-@pytest.fixture(scope="module")
-def ioi3():
-    return organisms.load("ioi-3l")
-
-
 def _loss(logits, tokens):
     return -logits[:, :-1].log_softmax(-1).gather(-1, tokens[:, 1:, None])[..., 0]
 

@@ -287,3 +287,22 @@ def test_a_hook_may_still_edit_its_activation_in_place():
         activation[:, pos] = clean_activation[:, pos]
 
     assert EXERCISES["04.2"].check(in_place).status == "passed"
+
+
+@pytest.mark.parametrize("ex_id", list(EXERCISES)[:3])
+def test_or_reference_falls_back_visibly(ex_id, capsys):
+    ex = EXERCISES[ex_id]
+    assert ex.check(ex.reference).or_reference() is ex.reference
+
+    def stub(*_args, **_kwargs):
+        raise NotImplementedError("stub")
+
+    capsys.readouterr()
+    chosen = ex.check(stub).or_reference()
+    assert chosen is ex.reference
+    assert "use the library's reference" in capsys.readouterr().out
+
+    def wrong(*_args, **_kwargs):
+        return 12345
+
+    assert ex.check(wrong).or_reference() is ex.reference

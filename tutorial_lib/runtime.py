@@ -28,6 +28,24 @@ class Session:
         """The model a notebook should load: the TUTORIAL_MODEL setting if given, else `default`."""
         return self.model_setting or default
 
+    @property
+    def on_organism(self) -> bool:
+        """True when the notebook runs on its own organisms (no TUTORIAL_MODEL setting)."""
+        return self.model_setting is None
+
+    def organism_only(self, what: str) -> bool:
+        """Guard for a claim about the shipped organisms, the one visible way every chapter uses:
+        `if session.organism_only("toy-lm's name-mover claims"): assert ...`. On an organism it
+        returns True and prints nothing; on a real model it prints what is skipped and returns False."""
+        if self.on_organism:
+            return True
+        print(f"[{self.model_setting}] skipped: {what} (a claim about the organism, not this model).")
+        return False
+
+    def pick(self, organism, real):
+        """A size chosen for the model in use: `n_prompts = session.pick(organism=200, real=24)`."""
+        return organism if self.on_organism else real
+
     def __repr__(self) -> str:
         return f"Session(device={self.device.type!r}, seed={self.seed}, model={self.model_setting or 'organisms'!r})"
 

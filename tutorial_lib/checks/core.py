@@ -36,9 +36,22 @@ class CheckResult:
     title: str
     status: Status
     hint: str = ""
+    student: Callable | None = field(default=None, repr=False, compare=False)
+    reference: Callable | None = field(default=None, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return self.status == "passed"
+
+    def or_reference(self) -> Callable:
+        """The student's function if the check passed, else the library's reference, with a visible
+        note, so that a skipped or failed exercise never breaks the cells after it (every chapter)."""
+        if self.status == "passed" and self.student is not None:
+            return self.student
+        if self.reference is None:
+            raise ValueError(f"exercise {self.exercise} has no reference to fall back to")
+        where = f"{self.reference.__module__}.{self.reference.__qualname__}"
+        print(f"  -> the cells below use the library's reference `{where}` for {self.exercise} until yours passes.")
+        return self.reference
 
     def __repr__(self) -> str:
         return f"CheckResult({self.exercise!r}, {self.status!r})"
@@ -311,6 +324,7 @@ def exercise(id: str, title: str, reference: Callable, function_name: str | None
                     f"your result could not be used ({type(err).__name__}: {err}). "
                     "Check that your function returns the type and shape its docstring asks for.",
                 )
+            result.student, result.reference = student_fn, reference
             _report(result, name)
             return result
 

@@ -36,8 +36,20 @@ def _plain_names(target: ast.expr) -> bool:
     return isinstance(target, ast.Starred) and _plain_names(target.value)
 
 
+def _check_call(value: ast.expr | None) -> ast.expr | None:
+    """The check call itself, also inside `checks.check_x(f).or_reference()`."""
+    if (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr == "or_reference"
+        and isinstance(value.func.value, ast.Call)
+    ):
+        return value.func.value
+    return value
+
+
 def _calls_check(node: ast.stmt, checks: frozenset[str] | set[str]) -> bool:
-    value = getattr(node, "value", None)
+    value = _check_call(getattr(node, "value", None))
     func = value.func if isinstance(value, ast.Call) else None
     return (
         isinstance(func, (ast.Attribute, ast.Name))
@@ -77,10 +89,10 @@ class CheckCall:
 
 
 def check_calls(source: str, names: set[str]) -> list[CheckCall]:
-    """Top-level calls (`checks.check_x(f)`, `r = check_x(f)`) of a check in `names`, in order."""
+    """Top-level calls (`checks.check_x(f)`, `r = check_x(f)`, `f = check_x(f).or_reference()`) of a check in `names`, in order."""
     found = []
     for node in parse_cell(source):
-        call = node.value if isinstance(node, (ast.Expr, ast.Assign)) else None
+        call = _check_call(node.value) if isinstance(node, (ast.Expr, ast.Assign)) else None
         if not isinstance(call, ast.Call) or not call.args:
             continue
         func = call.func

@@ -159,3 +159,29 @@ def test_latent_label_correlation_is_pearson():
         want = torch.corrcoef(torch.stack([z[:, i].double(), labels.double()]))[0, 1]
         assert float(got[i]) == pytest.approx(float(want), abs=1e-6)
     assert float(got[3]) == 0.0
+
+
+def test_steer_with_latent_moves_only_the_chosen_positions():
+    model = _tiny_model()
+    tokens = torch.randint(0, 30, (3, 12), generator=torch.Generator().manual_seed(1))
+    hook = "blocks.0.hook_resid_post"
+    sae = _identity_sae(16)
+    where = torch.zeros(3, 12, dtype=torch.bool)
+    where[:, 4] = True
+    with torch.no_grad():
+        base = model(tokens).softmax(-1)[:, 4, 7].mean()
+    assert S.steer_with_latent(model, sae, tokens, hook, 0, 0.0, where, 7) == pytest.approx(float(base), abs=1e-5)
+    assert S.steer_with_latent(model, sae, tokens, hook, 0, 50.0, where, 7) != pytest.approx(float(base), abs=1e-4)
+    with pytest.raises(TutorialInputError, match="latent"):
+        S.steer_with_latent(model, sae, tokens, hook, 99, 1.0, where, 7)
+    with pytest.raises(TutorialInputError):
+        S.steer_with_latent(model, sae, tokens, hook, 0, 1.0, where[:, :5], 7)
+
+
+def test_auroc():
+    labels = torch.tensor([True, True, False, False])
+    assert S.auroc(torch.tensor([3.0, 2.0, 1.0, 0.0]), labels) == 1.0
+    assert S.auroc(torch.tensor([0.0, 1.0, 2.0, 3.0]), labels) == 0.0
+    assert S.auroc(torch.ones(4), labels) == 0.5
+    with pytest.raises(TutorialInputError, match="positive"):
+        S.auroc(torch.ones(4), torch.ones(4, dtype=torch.bool))

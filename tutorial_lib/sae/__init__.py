@@ -16,6 +16,7 @@ Modules, after SAELens's split:
     base           the SAE base class: encode/decode, the loss with AuxK, decoder norms
     architectures  ReLUSAE, TopKSAE, BatchTopKSAE, JumpReLUSAE, make_sae
     training       train_sae, TrainHistory, default_dead_window
+    frontier       sweep_frontier, matched_gaps: TopK vs ReLU trained equally long, at matched L0
     metrics        explained_variance, l0_norm, evaluate, loss_recovered, feature_recovery, ...
     synthetic      synthetic_activations, feature_frequencies
     io             save_sae, load_sae (SAELens 6.x format)
@@ -36,9 +37,11 @@ from .architectures import (
     topk_activation,
 )
 from .base import SAE, LossOutput
+from .frontier import FrontierPoint, ev_at_l0, matched_gaps, smoothed, sweep_frontier
 from .io import CFG_FILE, WEIGHTS_FILE, load_sae, save_sae
 from .metrics import (
     SAEEval,
+    auroc,
     evaluate,
     explained_variance,
     feature_recovery,
@@ -46,6 +49,7 @@ from .metrics import (
     latent_label_correlation,
     loss_recovered,
     shared_latent_fraction,
+    steer_with_latent,
 )
 from .sparse import gather_latents, topk_decode_sparse, topk_encode_sparse, use_sparse_topk
 from .synthetic import feature_frequencies, synthetic_activations
@@ -57,14 +61,17 @@ __all__ = [
     "SAE",
     "WEIGHTS_FILE",
     "BatchTopKSAE",
+    "FrontierPoint",
     "JumpReLUSAE",
     "LossOutput",
     "ReLUSAE",
     "SAEEval",
     "TopKSAE",
     "TrainHistory",
+    "auroc",
     "decoder_weighted_l1",
     "default_dead_window",
+    "ev_at_l0",
     "evaluate",
     "explained_variance",
     "feature_frequencies",
@@ -75,10 +82,14 @@ __all__ = [
     "load_sae",
     "loss_recovered",
     "make_sae",
+    "matched_gaps",
     "sae_forward",
     "sae_loss",
     "save_sae",
     "shared_latent_fraction",
+    "smoothed",
+    "steer_with_latent",
+    "sweep_frontier",
     "synthetic_activations",
     "topk_activation",
     "topk_decode_sparse",

@@ -24,6 +24,7 @@ from .base import SAE
 
 __all__ = [
     "SAEEval",
+    "auroc",
     "evaluate",
     "explained_variance",
     "feature_recovery",
@@ -31,6 +32,7 @@ __all__ = [
     "latent_label_correlation",
     "loss_recovered",
     "shared_latent_fraction",
+    "steer_with_latent",
 ]
 
 
@@ -283,3 +285,47 @@ def latent_label_correlation(z: Float[Tensor, "n d_sae"], labels: Tensor) -> Flo
     denom = (zc.pow(2).sum(0) * yc.pow(2).sum()).sqrt()
     r = (zc * yc[:, None]).sum(0) / denom.clamp_min(1e-30)
     return torch.where(denom > 1e-12, r, torch.zeros_like(r)).float()
+
+
+@torch.no_grad()
+def steer_with_latent(
+    model,
+    sae: SAE,
+    tokens: Int[Tensor, "batch pos"],
+    hook_name: str,
+    latent: int,
+    alpha: float,
+    where: Tensor,
+    token: int,
+) -> float:
+    """Mean probability of `token` at the positions `where` [batch, pos] after adding alpha * W_dec[latent]
+    to the activation at `hook_name` at those positions.
+
+    Chapter 02: sparse autoencoders (steering with the depth latent).
+    """
+    tokens = expect_ndim(tokens, 2, "tokens", "[batch, pos]")
+    expect_shape(where, tuple(tokens.shape), "where", "[batch, pos]")
+    if not 0 <= int(latent) < sae.d_sae:
+        raise TutorialInputError(f"latent must be in [0, {sae.d_sae}), got {latent}.")
+    mask = where.to(sae.W_dec.device).bool()
+
+    def steer(act, hook):  # noqa: ARG001 - TransformerLens passes the hook point as `hook`
+        return act + alpha * mask[..., None].to(act.dtype) * sae.W_dec[int(latent)].to(act.dtype)
+
+    logits = model.run_with_hooks(tokens, fwd_hooks=[(hook_name, steer)])
+    return float(logits.softmax(-1)[..., int(token)][mask].mean())
+
+
+def auroc(scores: Float[Tensor, " n"], labels: Tensor) -> float:
+    """Probability that a random positive scores above a random negative (ties count half).
+
+    Chapter 02: sparse autoencoders (is a latent a detector for a binary label?).
+    """
+    scores = expect_finite(expect_ndim(scores, 1, "scores", "[n]"), "scores")
+    labels = expect_shape(labels, tuple(scores.shape), "labels", "[n]").bool().to(scores.device)
+    pos, neg = scores[labels].double(), scores[~labels].double()
+    if len(pos) == 0 or len(neg) == 0:
+        raise TutorialInputError("auroc needs at least one positive and one negative label.")
+    greater = (pos[:, None] > neg[None, :]).double().mean()
+    ties = (pos[:, None] == neg[None, :]).double().mean()
+    return float(greater + 0.5 * ties)

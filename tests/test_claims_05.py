@@ -66,10 +66,11 @@ def live_claims(run: dict) -> dict[str, bool]:
     return {
         "learns in context": bool(hist["loss_repeated"][-1] < 0.5 * hist["loss_first"][-1]),
         "induction head in layer 1": tr.head[0] == 1 and bool(hist["induction"][-1][tr.head] > 0.5),
-        "two phases": tr.induction_onset - tr.loss_onset > 0.08 * tr.total_steps and tr.early_share > 0.2,
+        "two phases": (tr.induction_onset - tr.loss_onset) / (tr.loss_step - tr.loss_onset) > 0.4
+        and tr.early_share > 0.2,
         "phase 1 copies any seen token": bool(hist["loss_far"][on] < hist["loss_first"][on] - 0.15),
         "the induction head replaces it": bool(hist["loss_far"][on] < hist["loss_far"][-1] - 0.1),
-        "second phase coincides": tr.gap_fraction < 0.08,
+        "second phase coincides": abs(tr.loss_step - tr.induction_step) < 0.08 * LIVE_STEPS,
         "ICL on [BOS, x, x]": run["icl_bxx"] < -1.0,
     }
 

@@ -109,6 +109,7 @@ def organism_claims(model, data, other) -> dict[str, bool]:
     mean = {name: attention.ablated_loss(model, data, heads, kind="mean")
             for name, heads in {"clean": [], "L0H1": [(0, 1)], "both": [(1, 0), (1, 1)]}.items()}  # fmt: skip
     first = mean["clean"]["first"]
+    copies = mean["clean"]["repeated"] < 0.1 * first
     cover = attention.circuit_coverage(model, data, [(0, 1), (1, 0), (1, 1)])
     return {
         "previous-token head L0H1": bool(scores["previous"][0, 1] > 0.5 > scores["previous"][0, 0]),
@@ -117,10 +118,12 @@ def organism_claims(model, data, other) -> dict[str, bool]:
         "only where it can be copied": bool(dla_rep[1].min() > 5 * dla_first[1].abs().max()),
         "induction heads copy": bool((copy[1] > 0.9).all()),
         "K-composition above chance": bool((comp["K"][1] > base.quantile(0.95)).all()),
-        "keys need L0H1": path["k"] > 0.8 * first,
-        "copying works": mean["clean"]["repeated"] < 0.1 * first,
-        "L0H1 necessary": mean["L0H1"]["repeated"] > 0.8 * first,
-        "induction pair necessary": mean["both"]["repeated"] > 0.8 * first,
+        # the notebook asserts the next three next to "copying works" (a rise to the first-half loss only means
+        # something where the clean repeated loss is far below it), so they are tested together with it
+        "keys need L0H1": copies and path["k"] > 0.8 * first,
+        "copying works": copies,
+        "L0H1 necessary": copies and mean["L0H1"]["repeated"] > 0.8 * first,
+        "induction pair necessary": copies and mean["both"]["repeated"] > 0.8 * first,
         "circuit covers": cover > 0.9,
     }
 

@@ -110,3 +110,32 @@ def plain_edge_logits(model, tokens, corrupted, ablated: list[tuple[int, int]]):
     hooks.append((get_act_name("resid_post", g.n_layers - 1), final_hook))
     with torch.no_grad():
         return model.run_with_hooks(tokens, fwd_hooks=hooks)
+
+
+def acdc_one_by_one(model, clean, corrupted, threshold, distance=None):
+    """ACDC as Conmy et al. state it, one full forward per tried edge (no speculation, no prefix reuse):
+    receivers from the logits backwards, senders latest first. Returns (kept mask, scores, n_forwards)."""
+    from tutorial_lib.discovery.acdc import kl_to
+    from tutorial_lib.discovery.edges import run_edges, stages
+
+    g = build_graph(model)
+    with torch.no_grad():
+        if distance is None:
+            distance = kl_to(model(clean))
+        ablate = torch.zeros(g.n_senders, g.n_receivers, dtype=torch.bool, device=clean.device)
+        current = float(distance(run_edges(model, clean, corrupted, ablate)[0][0]))
+        scores = torch.full(g.valid.shape, float("nan"), dtype=torch.float64)
+        n = 1
+        for st in reversed(stages(g)):
+            for r in reversed(st.receivers):
+                for s in reversed(range(g.n_senders)):
+                    if not g.valid[s, r]:
+                        continue
+                    trial = ablate.clone()
+                    trial[s, r] = True
+                    value = float(distance(run_edges(model, clean, corrupted, trial)[0][0]))
+                    n += 1
+                    scores[s, r] = value - current
+                    if value - current < threshold:
+                        ablate, current = trial, value
+    return (g.valid.to(ablate.device) & ~ablate).cpu(), scores, n

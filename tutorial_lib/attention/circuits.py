@@ -3,7 +3,8 @@ and how much a circuit copies (chapter 05).
 
 TransformerLens's row-vector convention (x @ W): OV = W_V W_O and QK = W_Q W_K^T, both
 `FactoredMatrix` [(layer,) head, d_model, d_model]. With `fold_ln=True` (default) LayerNorm weights are
-folded in and writing weights centred; the per-token LayerNorm scale is ignored."""
+folded in and writing weights centred; the per-token LayerNorm scale is ignored. Grouped-query models
+(SmolLM2) get one key/value weight per query head; on rotary models the QK circuit omits the rotation."""
 
 from __future__ import annotations
 
@@ -30,12 +31,18 @@ def _center(w: Tensor) -> Tensor:
 
 def circuit_weights(model, fold_ln: bool = True) -> dict[str, Tensor]:
     """W_E [vocab, d_model], W_Q/W_K/W_V [layer, head, d_model, d_head], W_O [layer, head, d_head, d_model],
-    W_U [d_model, vocab]; with fold_ln, LayerNorm weights folded in and writing weights centred.
+    W_U [d_model, vocab]; with fold_ln, LayerNorm weights folded in and writing weights centred (RMSNorm:
+    its gains folded, nothing centred). Grouped-query models get each query head's shared W_K, W_V repeated.
+    Rotary models: QK circuits are the position-free part (the rotation by the positions' offset is not in them).
     Chapter 05: induction heads."""
     expect_model(model)
     if not isinstance(fold_ln, bool):
         raise TutorialInputError(f"fold_ln must be True or False, got {fold_ln!r}.")
     w = {name: getattr(model, name).detach() for name in ("W_E", "W_Q", "W_K", "W_V", "W_O", "W_U")}
+    n_heads = model.cfg.n_heads
+    for name in ("W_K", "W_V"):  # grouped-query attention: one key/value head per query head (as the model reads)
+        if w[name].shape[1] != n_heads:
+            w[name] = w[name].repeat_interleave(n_heads // w[name].shape[1], dim=1)
     if not fold_ln:
         return w
     kind = _ln_kind(model)

@@ -14,7 +14,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPrivateImportUsage]
 
-from ..hooks import head_ablation_hook
+from ..hooks import apply_final_norm, head_ablation_hook, logit_directions
 from ..validation import (
     TutorialInputError,
     expect_finite,
@@ -164,7 +164,8 @@ def direct_effect(
 def direct_and_total_effects(model, tokens, answer, wrong, end_pos, means: dict[str, Tensor]) -> dict[str, Tensor]:
     """For every head: total effect (drop of the logit difference at end_pos when the head is
     mean-ablated and the rest of the model runs on) and direct effect (drop through the head's own
-    path to the logits only, final LayerNorm scale frozen). Both [n_layers, n_heads].
+    path to the logits only, the final norm's scale frozen: `hooks.apply_final_norm`, which centres for
+    LayerNorm, as `direct_effect`, and not for RMSNorm). Both [n_layers, n_heads].
 
     Chapter 06: open problems as experiments (self-repair). Reference for Exercise 06.6.
     """
@@ -174,22 +175,16 @@ def direct_and_total_effects(model, tokens, answer, wrong, end_pos, means: dict[
     for t, name, size in ((answer, "answer", V), (wrong, "wrong", V), (end_pos, "end_pos", P)):
         expect_shape(expect_ids(t, name, size), (tokens.shape[0],), name, "[batch]")
     rows = torch.arange(tokens.shape[0])
-    last = f"blocks.{cfg.n_layers - 1}.hook_resid_post"
-    logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n.endswith("attn.hook_z") or n == last)
+    logits, cache = model.run_with_cache(
+        tokens, names_filter=lambda n: n.endswith("attn.hook_z") or n == "ln_final.hook_scale"
+    )
 
     def ld(lg):
         lg = lg[rows, end_pos]
         return (lg.gather(1, answer[:, None]) - lg.gather(1, wrong[:, None]))[:, 0]
 
     clean = ld(logits)
-    resid = cache[last][rows, end_pos]
-    resid = resid - resid.mean(-1, keepdim=True)
-    eps = getattr(cfg, "eps", 1e-5)
-    scale = (resid.pow(2).mean(-1, keepdim=True) + eps).sqrt()
-    w_u = model.W_U.detach()
-    direction = (w_u[:, answer] - w_u[:, wrong]).T
-    if hasattr(model, "ln_final") and getattr(model.ln_final, "weight", None) is not None:
-        direction = direction * model.ln_final.weight.detach()
+    direction = logit_directions(model, answer, wrong).detach()  # [batch, d_model], the final norm's gain in it
     total = torch.zeros(cfg.n_layers, cfg.n_heads)
     direct = torch.zeros(cfg.n_layers, cfg.n_heads)
     for layer in range(cfg.n_layers):
@@ -198,8 +193,8 @@ def direct_and_total_effects(model, tokens, answer, wrong, end_pos, means: dict[
         z_mean = means[name][0, end_pos]  # [batch, head, d_head]
         W_O = model.W_O[layer].detach()
         for head in range(cfg.n_heads):
-            delta = (z_mean[:, head] - z[:, head]) @ W_O[head]
-            direct[layer, head] = -direct_effect(delta, scale, direction).mean()
+            delta = (z_mean[:, head] - z[:, head]) @ W_O[head]  # through the model's final norm, scale frozen
+            direct[layer, head] = -(apply_final_norm(model, cache, delta, (rows, end_pos)) * direction).sum(-1).mean()
             hook = head_ablation_hook([head], means[name])
             total[layer, head] = (clean - ld(model.run_with_hooks(tokens, fwd_hooks=[(name, hook)]))).mean()
     return {"direct": direct, "total": total, "clean": clean.mean()}

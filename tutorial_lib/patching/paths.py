@@ -150,10 +150,11 @@ def _receiver_run(
     device = setup.clean_value.device
     patch_hooks = []
     for layer in sorted({r[0] for r in later}):
-        heads = torch.zeros(n_heads, dtype=torch.bool, device=device)
-        heads[[r[1] for r in later if r[0] == layer]] = True
         for kind in setup.inputs:
             name = get_act_name(kind, layer)
+            n_here = captured[name].shape[2]  # fewer key/value heads on a grouped-query model: the group's one
+            heads = torch.zeros(n_here, dtype=torch.bool, device=device)
+            heads[[r[1] // (n_heads // n_here) for r in later if r[0] == layer]] = True
 
             def put(a: Tensor, hook, new=captured[name], heads=heads) -> Tensor:  # noqa: ARG001
                 return torch.where(heads[None, None, :, None], new, a)
@@ -199,7 +200,8 @@ def path_patch(
          output frozen at its clean value (MLPs recompute, unless `freeze_mlps`, which freezes
          hook_mlp_out from the sender's layer on); record the receivers' inputs: hook_q/k/v
          (chosen by `receiver_input`) of each receiver head (layer, head), or, when `receivers` is
-         None, the logits;
+         None, the logits (grouped-query models: a receiver's key or value is the one its query group
+         shares, so patching it reaches the group's other heads too);
       2. run the clean tokens again with only those receiver inputs replaced by the values from 1.
          (everything else, including later layers, recomputes) and evaluate `metric`.
     With `receivers=None` the metric of step 1's logits is returned (the path sender -> logits).

@@ -294,6 +294,8 @@ def check_bootstrap_rank_correlation(fn):
         got, want = call_student(fn, x, correct, 200, 0), op.bootstrap_rank_correlation(x, correct, 200, 0)
         if not isinstance(got, torch.Tensor) or got.shape != (200,):
             raise Mismatch(f"return one correlation per resample, a tensor of shape (200,); got {_shape(got)}.")
+        if not bool((got.float().abs() <= 1 + 1e-6).all()):  # also catches NaN and inf
+            raise Mismatch("every correlation lies in [-1, 1]; some of yours do not (NaN, inf or unscaled).")
         for q in (0.1, 0.5, 0.9):
             compare(
                 float(got.float().quantile(q)),
@@ -317,7 +319,11 @@ def check_find_circuit(fn):
     toy = organisms.load("toy-lm")
     search = tasks.corpus_tokens(64, 32, seed=7)
     search_means = op.component_means(toy, tasks.corpus_tokens(64, 32, seed=8))
-    got = call_student(fn, toy, search, lambda lg: lm_loss(lg, search, search[:, 1:] != tasks.PAD_ID), search_means, 2)
+    metric = lambda lg: lm_loss(lg, search, search[:, 1:] != tasks.PAD_ID)  # noqa: E731
+    answer = call_student(fn, toy, search, metric, search_means, 2)
+    if not isinstance(answer, tuple) or len(answer) != 2:
+        raise Mismatch(f"return a pair (heads, recovered): a set of (layer, head) and a float; got {answer!r:.80}.")
+    got, reported = answer
     valid = {(layer, h) for layer in range(toy.cfg.n_layers) for h in range(toy.cfg.n_heads)}
     if not isinstance(got, (set, list, tuple)) or not all(
         tuple(h) in valid for h in got if isinstance(h, (tuple, list))
@@ -326,6 +332,13 @@ def check_find_circuit(fn):
     heads = {tuple(h) for h in got}
     if len(heads) > 2 or len(heads) != len(got):
         raise Mismatch(f"at most 2 distinct heads, please; got {sorted(heads)}.")
+    compare(
+        reported,
+        op.circuit_coverage(toy, search, metric, heads, search_means)["recovered"],
+        "the fraction your circuit recovers on the search documents",
+        atol=1e-3,
+        hint="report circuit_coverage(model, tokens, metric, heads, means)['recovered'] of the heads you return.",
+    )
     held = tasks.corpus_tokens(64, 32, seed=9)  # measured on text the search never saw
     rec = op.circuit_coverage(
         toy,

@@ -21,7 +21,7 @@ from ..validation import (
     expect_shape,
     expect_tokens,
 )
-from .measures import circuit_hooks, gaussian_stats, mahalanobis, spearman
+from .measures import circuit_coverage, circuit_hooks, gaussian_stats, mahalanobis, spearman
 
 
 def head_z_at(model, tokens: Int[Tensor, "batch pos"], positions: Int[Tensor, " batch"], layer: int) -> Tensor:
@@ -101,9 +101,10 @@ def bootstrap_rank_correlation(
 
 def find_circuit(
     model, tokens, metric: Callable[[Tensor], Tensor], means: dict[str, Tensor], max_heads: int = 2
-) -> set:
+) -> tuple[set, float]:
     """A small circuit by greedy search: add, one at a time, the head whose addition brings `metric` (every
     other head mean-ablated with `means`, MLPs kept) closest to the clean model's, up to `max_heads` heads.
+    Returns the heads and the fraction of `metric` they recover on `tokens` (`circuit_coverage`).
 
     Chapter 06: open problems as experiments. Reference for Exercise 06.13 (open).
     """
@@ -120,7 +121,7 @@ def find_circuit(
         chosen: set[tuple[int, int]] = set()
         for _ in range(min(max_heads, len(heads))):
             chosen.add(min((h for h in heads if h not in chosen), key=lambda h: gap(chosen | {h})))
-    return chosen
+    return chosen, circuit_coverage(model, tokens, metric, chosen, means)["recovered"]
 
 
 __all__ = ["bootstrap_rank_correlation", "find_circuit", "head_z_at", "replacement_distances", "replacement_verdicts"]

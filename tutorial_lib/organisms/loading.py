@@ -259,6 +259,7 @@ def _smollm2_store(source: Path, hf, tok) -> None:
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2}-", dir=root))
+        tmp.chmod(0o755)  # readable by whoever shares the cache (mkdtemp makes it private)
         hf.config.quantization_config = None
         if hasattr(hf, "hf_quantizer"):
             hf.hf_quantizer = None

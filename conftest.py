@@ -29,6 +29,27 @@ def _compare_at_printed_precision(self, test, ref, skip_compare=None):
 
 IPyNbCell.compare_outputs = _compare_at_printed_precision
 
+# TUTORIAL_NBVAL_PORTABLE=1 (make test): nbval's kernels, and only they, run with torch's portable kernels,
+# MKL's compatible path, oneDNN held to SSE4.1 and 2 threads: what another machine computes. The stored
+# outputs are then checked once, in that configuration, in the same run as the library's tests (which keep
+# the fast kernels of this process). Unset, the kernels inherit this environment.
+PORTABLE_KERNEL_ENV = {
+    "ATEN_CPU_CAPABILITY": "default",
+    "MKL_CBWR": "COMPATIBLE",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
+    "TUTORIAL_THREADS": "2",
+}
+if os.environ.get("TUTORIAL_NBVAL_PORTABLE") == "1":
+    import nbval.kernel
+
+    _start_new_kernel = nbval.kernel.start_new_kernel
+
+    def _start_portable_kernel(*args, **kwargs):
+        kwargs.setdefault("env", {**os.environ, **PORTABLE_KERNEL_ENV})
+        return _start_new_kernel(*args, **kwargs)
+
+    nbval.kernel.start_new_kernel = _start_portable_kernel
+
 collect_ignore_glob = ["chapters/*", ".venv*/*", "benchmarks/*"]
 
 

@@ -2,7 +2,7 @@
 #   make lab    open JupyterLab on the student notebooks
 #   make test   lint, then every test: library, checks, organisms, benchmarks' smoke tests, the
 #               browser test, every language-model chapter run on SmolLM2, and every solution notebook
-#               under nbval on a second CPU kernel selection with 2 threads (reproducibility)
+#               under nbval on a second CPU kernel selection (reproducibility)
 #
 # Where it installs: into the virtual environment that is active (VIRTUAL_ENV), else into .venv/
 # in the repository, which it creates. It never installs into the system Python (PEP 668).
@@ -76,9 +76,9 @@ lint: install
 
 # One pytest run, two workers: the library's tests (slow and real ones included: every language-model chapter
 # executed on SmolLM2, tests/test_real_notebooks.py) and every solution notebook under nbval, once, with its
-# kernel on other CPU kernels (torch's portable kernels, MKL's compatible path, oneDNN without AVX) and 2
-# threads: what a machine other than the one that stored the outputs computes (conftest.py,
-# TUTORIAL_NBVAL_PORTABLE). The longest items are named first, so that no worker is left with a long tail.
+# kernel on other CPU kernels (torch's portable kernels, MKL's compatible path, oneDNN without AVX): what a
+# machine other than the one that stored the outputs computes (conftest.py, TUTORIAL_NBVAL_PORTABLE).
+# The longest items are named first, so that no worker is left with a long tail.
 LONG_FIRST := solutions tests/test_real_notebooks.py tests/test_colab_install.py
 test: install browser lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TUTORIAL_NBVAL_PORTABLE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) \

@@ -30,15 +30,11 @@ def _compare_at_printed_precision(self, test, ref, skip_compare=None):
 IPyNbCell.compare_outputs = _compare_at_printed_precision
 
 # TUTORIAL_NBVAL_PORTABLE=1 (make test): nbval's kernels, and only they, run with torch's portable kernels,
-# MKL's compatible path, oneDNN held to SSE4.1 and 2 threads: what another machine computes. The stored
-# outputs are then checked once, in that configuration, in the same run as the library's tests (which keep
-# the fast kernels of this process). Unset, the kernels inherit this environment.
-PORTABLE_KERNEL_ENV = {
-    "ATEN_CPU_CAPABILITY": "default",
-    "MKL_CBWR": "COMPATIBLE",
-    "ONEDNN_MAX_CPU_ISA": "SSE41",
-    "TUTORIAL_THREADS": "2",
-}
+# MKL's compatible path and oneDNN held to SSE4.1: what another machine computes. The stored outputs are
+# then checked once, in that configuration, in the same run as the library's tests (which keep the fast
+# kernels of this process). One thread, as everywhere in CI: 2 threads beside a second test worker on 2
+# cores cost 20x the CPU (chapter 01: 460 s instead of 34 s). Unset, the kernels inherit this environment.
+PORTABLE_KERNEL_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"}
 if os.environ.get("TUTORIAL_NBVAL_PORTABLE") == "1":
     import nbval.kernel
 

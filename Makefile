@@ -78,12 +78,11 @@ lint: install
 # executed on SmolLM2, tests/test_real_notebooks.py) and every solution notebook under nbval, once, with its
 # kernel on other CPU kernels (torch's portable kernels, MKL's compatible path, oneDNN without AVX): what a
 # machine other than the one that stored the outputs computes (conftest.py, TUTORIAL_NBVAL_PORTABLE).
-# The longest items are named first, so that no worker is left with a long tail.
-LONG_FIRST := solutions tests/test_real_notebooks.py tests/test_colab_install.py
+# The longest items run first (conftest.py), so that no worker is left with a long tail.
 test: install browser lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TUTORIAL_NBVAL_PORTABLE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) \
 		--dist loadscope --durations=30 --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
-		$(LONG_FIRST) tests
+		tests solutions
 
 # The stored outputs alone, in the same portable configuration as in `make test`.
 reproduce: install

@@ -58,3 +58,22 @@ def pytest_collectstart(collector):
             "application/vnd.jupyter.widget-view+json",
             "application/vnd.jupyter.widget-state+json",
         )
+
+
+def _rank(item) -> int:
+    """Longest first, so that `pytest -n 2 --dist loadscope` leaves no worker a long tail: the chapters on
+    SmolLM2, then the other slow or real tests, then the solution notebooks, then the rest."""
+    if item.nodeid.startswith("tests/test_real_notebooks.py"):
+        return 0
+    if item.get_closest_marker("slow") or item.get_closest_marker("real"):
+        return 1
+    return 2 if item.nodeid.startswith("solutions/") else 3
+
+
+def pytest_collection_modifyitems(items):
+    """Modules (xdist's scopes) ordered by their longest item; each module's items stay together, in order."""
+    module_rank: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        module_rank[module] = min(module_rank.get(module, 3), _rank(item))
+    items.sort(key=lambda item: module_rank[item.nodeid.split("::")[0]])  # stable

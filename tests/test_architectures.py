@@ -239,3 +239,29 @@ def test_direct_effects_use_the_models_final_norm(model):
     mean_cache = {k: v.expand(6, *v.shape[1:]) for k, v in means.items() if k.endswith("hook_z")}
     mean_dla = hooks.direct_logit_attribution(model, {**dict(cache.items()), **mean_cache}, io, -1, wrong=s)
     torch.testing.assert_close(effects["direct"], (dla - mean_dla).mean(0).cpu(), atol=1e-4, rtol=1e-4)
+
+
+@torch.no_grad()
+def test_weight_circuits_attribution_steering_and_coverage_run_on_both(model):
+    L, H, V = model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_vocab
+    assert attention.full_ov_circuit(model, 1).shape == (H, V, V)
+    assert 0.0 <= attention.ov_copying(model, 1, 0) <= 1.0
+    assert attention.composition_scores(model, "V", 0, 2).shape == (H, H)
+    b, clean, corrupted, metric = _ioi(model, 3)
+    with torch.enable_grad():
+        grads = patching.attribution_patch(model, clean, corrupted, metric, grids=["resid_pre", "head_out_all_pos"])
+    assert grads["head_out_all_pos"].shape == (L, H)
+    # attribution patching is the first-order estimate of activation patching: on a random model at least the
+    # same sign for the largest resid_pre effect
+    exact = patching.activation_patch(model, clean, corrupted, metric, "resid_pre")
+    idx = (exact - metric(model(corrupted))).abs().argmax()
+    assert torch.sign(grads["resid_pre"].flatten()[idx]) == torch.sign(
+        (exact - metric(model(corrupted))).flatten()[idx]
+    )
+    hook = get_act_name("resid_post", 1)
+    steered = probing.steer(model, clean, hook, torch.randn(model.cfg.d_model, device=clean.device), [0.0, 4.0],
+                            b.io_token[:1].tolist())  # fmt: skip
+    assert len(steered.strengths) == 2
+    means = open_problems.component_means(model, clean)
+    cover = open_problems.circuit_coverage(model, clean, metric, {(1, 0), (2, 1)}, means)
+    assert all(math.isfinite(float(v)) for v in cover.values())

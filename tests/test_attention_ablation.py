@@ -63,3 +63,15 @@ def test_ablated_loss_groups_heads_and_coverage_is_a_ratio_of_drops(device, mode
     assert A.ablated_loss(model, toks, [], kind="zero", keep=True) == pytest.approx(A.ablated_loss(model, toks, every))
     # coverage of the whole model is 1 by definition
     assert A.circuit_coverage(model, toks, every) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_find_copy_heads_returns_a_set_with_the_property(induction):
+    from tutorial_lib import organisms
+
+    data = organisms.induction_batch(60, induction.cfg.d_vocab, 3)
+    heads = A.find_copy_heads(induction, data)
+    assert 1 <= len(heads) <= 2
+    clean = A.ablated_loss(induction, data, [])
+    r = A.ablated_loss(induction, data, heads, kind="mean")
+    assert r["repeated"] - clean["repeated"] > 1.0 and abs(r["first"] - clean["first"]) < 0.3
+    assert A.find_copy_heads(induction, data, rise=100.0) == []

@@ -61,7 +61,7 @@ def test_composition_baseline():
 
 
 def test_k_composition_score_reads_the_key_side(device, models):
-    """Exercise 05.4's reference: K-composition of explicit OV and QK matrices is the model-level score."""
+    """Exercise 05.6's reference: K-composition of explicit OV and QK matrices is the model-level score."""
     model = models(device)
     ov, qk = A.dense(A.ov_circuit(model, 0)), A.dense(A.qk_circuit(model, 1))
     got = A.k_composition_score(ov, qk)

@@ -181,9 +181,9 @@ def test_compare_never_passes_nan_or_inf_unless_the_reference_has_it():
 
 
 @pytest.mark.usefixtures("capsys")
-@pytest.mark.parametrize("ex_id", ["00.4", "02.4", "04.5", "04.7", "05.5", "06.8"])
+@pytest.mark.parametrize("ex_id", ["00.4", "02.4", "04.5", "04.7", "05.7", "06.11"])
 def test_a_nan_answer_fails(ex_id):
-    answer = {"first": math.nan, "repeated": math.nan} if ex_id == "05.5" else math.nan
+    answer = {"first": math.nan, "repeated": math.nan} if ex_id == "05.7" else math.nan
     assert EXERCISES[ex_id].check(lambda *_a, **_k: answer).status == "failed"
 
 

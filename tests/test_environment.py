@@ -54,3 +54,18 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make lab" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_core_dependencies_are_what_the_notebooks_import():
+    """Colab: the setup cell installs the core only; JupyterLab, nbval, the grader's executor and the test
+    tools are extras, and `make install` (the dev extra) still gets all of them."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = {_name(s) for s in project["dependencies"]}
+    extras = project["optional-dependencies"]
+    for tool in ["jupyterlab", "nbval", "nbformat", "nbclient", "pytest", "playwright"]:
+        assert tool not in core, f"{tool} is a core dependency: Colab would install it"
+    dev = {_name(s) for s in extras["dev"]}
+    assert {_name(s) for s in extras["lab"] + extras["grader"]} <= dev
+    assert ".[dev,real]" in (ROOT / "Makefile").read_text()
+    ipywidgets = next(s for s in project["dependencies"] if _name(s) == "ipywidgets")
+    assert ipywidgets.replace(" ", "") == "ipywidgets>=7.6", "Colab ships ipywidgets 7: do not force an upgrade"

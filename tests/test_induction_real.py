@@ -38,3 +38,22 @@ def test_smollm2_copies_the_repeated_half(smollm2):
     tokens = _probe(smollm2)
     losses = attention.repeat_losses(smollm2(tokens), tokens)
     assert losses["repeated"] < 0.4 * losses["first"], losses
+
+
+@torch.no_grad()
+def test_smollm2_stored_survey_is_what_the_model_measures(smollm2):
+    """The figures chapter 05 shows without loading the model (tutorial_lib/data/measured) re-measured: the
+    same top induction heads at the same scores, the same losses, and ablating the top three induction heads
+    raises the repeated-half loss far more than ablating three random heads."""
+    stored = attention.stored_survey("smollm2-135m")
+    got = attention.induction_survey(smollm2, attention.survey_probe(smollm2), **attention.survey.SURVEY)
+    assert [h[:2] for h in got["top_heads"][:4]] == [h[:2] for h in stored["top_heads"][:4]]
+    for g, s in zip(got["top_heads"], stored["top_heads"]):
+        assert abs(g[2] - s[2]) < 0.02, (g, s)
+    for key in ("loss_first", "loss_repeated"):
+        assert abs(got[key] - stored[key]) < 0.05, (key, got[key], stored[key])
+    for key in ("ablate_top", "ablate_random"):
+        assert abs(got[key]["repeated"] - stored[key]["repeated"]) < 0.05, (key, got[key], stored[key])
+    rise_top = got["ablate_top"]["repeated"] - got["loss_repeated"]
+    rise_random = got["ablate_random"]["repeated"] - got["loss_repeated"]
+    assert rise_top > 1.0 and rise_top > 4 * rise_random, (rise_top, rise_random)

@@ -8,9 +8,10 @@ import math
 import pytest
 import torch
 
-from tutorial_lib import attention, organisms, tasks
+from tutorial_lib import attention, tasks
 from tutorial_lib import open_problems as op
 from tutorial_lib.checks.core import random_model
+from tutorial_lib.validation import TutorialInputError
 
 
 def test_unit_counts_and_published_configs():
@@ -129,14 +130,57 @@ def test_transformer_flops():
 @pytest.mark.slow
 @pytest.mark.real
 def test_smollm2_head_detector_timing(smollm2):
-    """The slow path of chapter 06, section 1: the head detectors cost more on SmolLM2 than on toy-lm,
-    by more than the ratio of head counts, and find induction heads there."""
-    toy = organisms.load("toy-lm")
+    """The recorded figure of chapter 06, section 1, re-measured: SmolLM2's head detectors take about the
+    recorded 3.54 s (within a factor 2; the machine's load moves it), and about the recorded 10 heads with an
+    induction score above 0.4."""
     smol = smollm2
-    t_toy = op.median_seconds(lambda: attention.head_scores(toy, tasks.repeated_tokens(8, 15, toy.cfg.d_vocab, seed=0)))
     toks = tasks.repeated_tokens(8, 15, smol.cfg.d_vocab, seed=0)
     t_smol = op.median_seconds(lambda: attention.head_scores(smol, toks))
-    heads = op.unit_counts(smol.cfg)["heads"] / op.unit_counts(toy.cfg)["heads"]
-    assert heads == 270 / 8
-    assert t_smol / t_toy > heads
+    assert op.unit_counts(smol.cfg)["heads"] == 270
+    assert 3.54 / 2 < t_smol < 3.54 * 2, t_smol
+    assert 5 <= int((attention.head_scores(smol, toks)["induction"] > 0.4).sum()) <= 20  # recorded: 10
     assert attention.head_scores(smol, toks)["induction"].max() > 0.5
+
+
+def test_head_z_at_picks_one_position_per_prompt():
+    model = random_model(2)
+    tokens = torch.randint(0, 23, (5, 9), generator=torch.Generator().manual_seed(1))
+    pos = torch.tensor([8, 3, 0, 5, 8])
+    _, cache = model.run_with_cache(tokens, names_filter="blocks.1.attn.hook_z")
+    z = op.head_z_at(model, tokens, pos, 1)
+    assert z.shape == (5, 4, 8)
+    for i, p in enumerate(pos.tolist()):
+        torch.testing.assert_close(z[i], cache["blocks.1.attn.hook_z"][i, p])
+
+
+def test_bootstrap_rank_correlation_spreads_around_the_full_sample_value():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5])
+    p = torch.tensor([0.5, 0.6, 0.7, 0.8, 0.9])  # accuracies that rank exactly like x
+    correct = (torch.rand(5, 4000, generator=gen) < p[:, None]).double()
+    boot = op.bootstrap_rank_correlation(x, correct, n_boot=200, seed=0)
+    assert boot.shape == (200,)
+    assert op.spearman(x, correct.mean(1)) == pytest.approx(1.0)
+    assert float(boot.quantile(0.05)) > 0.8  # items 0.1 apart, 4000 examples: the ranking is stable
+    noisy = op.bootstrap_rank_correlation(x, correct[:, :20], n_boot=200, seed=0)
+    assert float(noisy.quantile(0.95) - noisy.quantile(0.05)) > 0.5  # 20 examples: the ranking is not
+    with pytest.raises(TutorialInputError, match="one row"):
+        op.bootstrap_rank_correlation(x, correct[:3])
+
+
+def test_random_transformer_has_the_asked_size_and_one_forward_pass_scores_every_head():
+    model = op.random_transformer(2, 128, d_vocab=100)
+    assert (model.cfg.n_layers, model.cfg.n_heads, model.cfg.d_head, model.cfg.d_mlp) == (2, 2, 64, 512)
+    scores = attention.head_scores(model, tasks.repeated_tokens(2, 5, 100, seed=0))
+    assert all(v.shape == (2, 2) for v in scores.values())
+
+
+def test_median_seconds_statistics():
+    calls = []
+
+    def fn():
+        calls.append(1)
+
+    assert op.median_seconds(fn, repeats=3, warmup=2, statistic="min") >= 0 and len(calls) == 5
+    with pytest.raises(TutorialInputError, match="statistic"):
+        op.median_seconds(fn, statistic="mean")

@@ -112,7 +112,9 @@ def test_real_model_cache_round_trip_and_integrity(tmp_path, monkeypatch, capsys
     assert loading._smollm2_cached(source) is None  # nothing cached yet
     loading._smollm2_store(source, hf, tok)
     assert "sha256" in capsys.readouterr().out
-    got, got_tok = loading._smollm2_cached(source)
+    cached = loading._smollm2_cached(source)
+    assert cached is not None, "the store step should have filled the cache"
+    got, got_tok = cached
     tokens = torch.tensor([[1, 5, 7, 9]])
     with torch.no_grad():
         torch.testing.assert_close(got(tokens).logits, hf(tokens).logits)

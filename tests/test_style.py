@@ -44,6 +44,7 @@ KERNELS = {
     "attention": "05",
     "training": "05",
     "open_problems": "06",
+    "discovery": "07",
 }
 CHAPTER = re.compile(r"\bChapter \d\d\b")
 EXERCISE = re.compile(r"\bExercise (\d\d\.\d+)\b")

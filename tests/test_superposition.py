@@ -185,6 +185,8 @@ def test_dimensionality_matches_loop(device):
 def test_neuron_feature_counts(device):
     W = torch.tensor([[[1.0, 0.0], [0.0, 0.9], [0.5, 0.1]]], device=device)  # neuron 0 reads two features
     assert sp.neuron_feature_counts(W, threshold=0.3).cpu().tolist() == [[2, 1]]
+    # feature 2 (norm 0.51) is not represented at min_norm 0.6: neuron 0 then reads one feature
+    assert sp.neuron_feature_counts(W, threshold=0.3, min_norm=0.6).cpu().tolist() == [[1, 1]]
 
 
 def test_classify_two_feature_solution(device):

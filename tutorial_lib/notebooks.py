@@ -4,6 +4,7 @@ is generated from it, with exercise bodies replaced by stubs and outputs cleared
     python -m tutorial_lib.notebooks build [--check]          write chapters/ (or fail if stale)
     python -m tutorial_lib.notebooks execute solutions/X.ipynb run in place, keep outputs, clean metadata
     python -m tutorial_lib.notebooks from-script X.py solutions/X.ipynb   percent script -> notebook
+    python -m tutorial_lib.notebooks sync-setup               every solution's first cell := SETUP_CELL
 """
 
 from __future__ import annotations
@@ -22,16 +23,35 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
 CHAPTERS = ROOT / "chapters"
 
+REPO_ENV = "TUTORIAL_REPO_URL"  # read by the setup cell on Colab: install from a fork or a mirror instead
 SETUP_CELL = f"""\
-# Setup: the same cell opens every notebook. On Colab it installs tutorial_lib first.
+# Setup: the same cell opens every notebook. On Colab it installs tutorial_lib first, from
+# TUTORIAL_REPO_URL if set (a fork or a mirror: %env TUTORIAL_REPO_URL=https://host/you/fork@branch).
+import os
 import sys
 
 if "google.colab" in sys.modules:
-    %pip install --quiet "tutorial_lib @ git+{REPO_URL}"
+    repo_url = os.environ.get("{REPO_ENV}", "{REPO_URL}")
+    %pip install --quiet "tutorial_lib @ git+{{repo_url}}"
 
 import tutorial_lib
 
 session = tutorial_lib.setup(seed=0)"""
+
+
+def sync_setup_cells(solutions: Path = SOLUTIONS) -> list[Path]:
+    """Make the first code cell of every solution notebook the canonical SETUP_CELL (its source only:
+    outputs are kept, as the cell prints the same off Colab). Returns the notebooks changed."""
+    changed = []
+    for path in sorted(solutions.glob("*.ipynb")):
+        nb = _read(path)
+        cell = next((c for c in nb.cells if c.cell_type == "code"), None)
+        if cell is not None and cell.source != SETUP_CELL:
+            cell.source = SETUP_CELL
+            _write(nb, path)
+            changed.append(path)
+    return changed
+
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 SOLUTION_ONLY = "# solution-only"
@@ -199,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("from-script", help="percent-format script -> notebook")
     f.add_argument("script", type=Path)
     f.add_argument("target", type=Path)
+    sub.add_parser("sync-setup", help="make every solution's first code cell notebooks.SETUP_CELL (outputs kept)")
     args = parser.parse_args(argv)
     if args.command == "build":
         stale = build(check=args.check)
@@ -211,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.paths:
             execute(path)
             print(f"executed {path}")
+    elif args.command == "sync-setup":
+        print(f"updated the setup cell of {len(sync_setup_cells())} solution notebook(s); then run build.")
     else:
         from_script(args.script, args.target)
         print(f"wrote {args.target}")

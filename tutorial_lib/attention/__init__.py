@@ -15,14 +15,22 @@ QK = W_Q W_K^T, both `FactoredMatrix` [(layer,) head, d_model, d_model]. With `f
 
 Modules, one idea each: `masks` (which queries are repeats), `scores` (pattern detectors),
 `circuits` (QK/OV weight circuits), `composition` (Q/K/V-composition), `ablation` (losses with
-heads ablated), `monitor` (watching the circuit form in training). Head ablation and direct logit
+heads ablated), `monitor` (watching the circuit form in training), `survey` (a real model's induction heads). Head ablation and direct logit
 attribution are the base layer's (`tutorial_lib.hooks`); `direct_logit_attribution` is re-exported.
 """
 
 from __future__ import annotations
 
 from ..hooks import ABLATIONS, direct_logit_attribution
-from .ablation import AblationLosses, ablated_loss, ablation_losses, circuit_coverage, repeat_losses, token_losses
+from .ablation import (
+    AblationLosses,
+    ablated_loss,
+    ablation_losses,
+    circuit_coverage,
+    find_copy_heads,
+    repeat_losses,
+    token_losses,
+)
 from .circuits import (
     circuit_weights,
     copying_score,
@@ -41,7 +49,17 @@ from .composition import (
     k_composition_score,
 )
 from .masks import repeat_masks
-from .monitor import InductionMonitor, Transition, halfway_step, transition_steps
+from .monitor import (
+    LOSS_KEYS,
+    InductionMonitor,
+    Transition,
+    crossing_step,
+    halfway_step,
+    icl_score,
+    probe_measures,
+    seen_distance,
+    transition_steps,
+)
 from .scores import (
     SCORE_KINDS,
     attention_scores,
@@ -53,12 +71,14 @@ from .scores import (
     stack_patterns,
     target_score,
 )
+from .survey import induction_survey, stored_survey, survey_probe
 
 __all__ = [
     "ABLATIONS",
     "COMPOSITION_KINDS",
     "AblationLosses",
     "SCORE_KINDS",
+    "LOSS_KEYS",
     "InductionMonitor",
     "Transition",
     "ablated_loss",
@@ -70,23 +90,31 @@ __all__ = [
     "composition_score",
     "composition_scores",
     "copying_score",
+    "crossing_step",
     "current_token_score",
     "dense",
     "direct_logit_attribution",
     "duplicate_token_score",
+    "find_copy_heads",
     "full_ov_circuit",
     "full_qk_circuit",
     "halfway_step",
     "head_scores",
+    "icl_score",
     "induction_score",
+    "induction_survey",
     "k_composition_score",
     "ov_circuit",
     "ov_copying",
     "previous_token_score",
+    "probe_measures",
     "qk_circuit",
     "repeat_losses",
     "repeat_masks",
+    "seen_distance",
     "stack_patterns",
+    "stored_survey",
+    "survey_probe",
     "target_score",
     "token_losses",
     "transition_steps",

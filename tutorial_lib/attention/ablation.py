@@ -3,6 +3,7 @@ circuit (its coverage) (chapter 05). The ablation itself is `hooks.head_ablation
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
@@ -109,7 +110,7 @@ def ablated_loss(
     hook_z ablated together (keep=True: every head *except* the listed ones). kind "zero" sets z to 0;
     "mean" to its mean over the batch at each position, taken from the clean run.
 
-    Exercise 05.5. Chapter 05: induction heads."""
+    Exercise 05.7. Chapter 05: induction heads."""
     expect_choice(kind, ABLATIONS, "kind")
     listed = set(_heads_list(model, heads, "heads"))
     toks, _, first, repeated = resolve_batch(tokens, period)
@@ -131,13 +132,31 @@ def ablated_loss(
     return {"first": loss[first].mean().item(), "repeated": loss[repeated].mean().item()}
 
 
+def find_copy_heads(
+    model, tokens: Any, rise: float = 1.0, first_tolerance: float = 0.3, max_heads: int = 2
+) -> list[tuple[int, int]]:
+    """The first set of at most `max_heads` heads (single heads first, then pairs, ...) whose mean ablation raises
+    the repeated-occurrence loss by more than `rise` nats while moving the first-occurrence loss by less than
+    `first_tolerance`; [] if none does.
+
+    Exercise 05.8 (an open exercise: any set with the property passes). Chapter 05: induction heads."""
+    clean = ablated_loss(model, tokens, [])
+    heads = [(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
+    for size in range(1, max_heads + 1):
+        for group in itertools.combinations(heads, size):
+            r = ablated_loss(model, tokens, list(group), kind="mean")
+            if r["repeated"] - clean["repeated"] > rise and abs(r["first"] - clean["first"]) < first_tolerance:
+                return list(group)
+    return []
+
+
 def circuit_coverage(
     model, tokens: Any, circuit: Sequence[tuple[int, int]], period: int | Tensor | None = None
 ) -> float:
     """How much of the in-context loss drop (first-occurrence loss minus repeated-occurrence loss) the
     `circuit` heads produce alone, every other head mean-ablated: drop(circuit only) / drop(clean model).
 
-    Exercise 05.6. Chapter 05: induction heads."""
+    Exercise 05.9. Chapter 05: induction heads."""
     clean = ablated_loss(model, tokens, [], period=period)
     alone = ablated_loss(model, tokens, circuit, kind="mean", keep=True, period=period)
     drop = clean["first"] - clean["repeated"]

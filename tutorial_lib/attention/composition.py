@@ -65,7 +65,7 @@ def k_composition_score(
     """K-composition of writers OV_a [heads_a, d, d] with readers QK_b [heads_b, d, d]: [heads_a, heads_b].
 
     The key side reads what OV_a wrote: ||OV_a QK_b^T||_F / (||OV_a||_F ||QK_b||_F) for every pair.
-    Exercise 05.4 (the notebook's `k_composition`). Chapter 05: induction heads."""
+    Exercise 05.6 (the notebook's `k_composition`). Chapter 05: induction heads."""
     expect_ndim(dense(ov_a), 3, "ov_a", "[heads_a, d, d]")
     expect_ndim(dense(qk_b), 3, "qk_b", "[heads_b, d, d]")
     return composition_score(ov_a, qk_b.transpose(-2, -1))

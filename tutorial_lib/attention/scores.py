@@ -178,7 +178,7 @@ def attention_scores(
 def head_scores(model, tokens: Any, period: int | Tensor | None = None) -> dict[str, Float[Tensor, "layer head"]]:
     """Run `model` on [BOS, x, x] tokens or a RepeatedSegments batch, caching only the patterns,
     and score every head: {"previous", "induction", "duplicate", "current"} -> [n_layers, n_heads].
-    Chapter 05: induction heads."""
+    Exercise 05.4 (the notebook's `detect_heads`). Chapter 05: induction heads."""
     toks, p, _, repeated = resolve_batch(tokens, period)
     toks = expect_tokens(toks, "tokens", model).to(model_device(model))
     _, cache = model.run_with_cache(toks, names_filter=lambda name: name.endswith("hook_pattern"))

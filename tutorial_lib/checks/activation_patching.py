@@ -6,6 +6,8 @@ live in the kernel (`tutorial_lib.patching`), each with its exercise id in its d
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -312,4 +314,70 @@ def check_attribution_patch_resid(fn):
             hint="run the corrupted tokens with gradients, take d metric / d resid_pre at every layer (keep the "
             "activations with hooks and call torch.autograd.grad), multiply by (clean resid_pre - corrupted "
             "resid_pre) and sum over the batch and d_model, keeping [layer, pos].",
+        )
+
+
+# ---- 04.8 (open) a small set of heads that restores the answer
+
+OPEN_TARGET, OPEN_MAX_HEADS = 0.8, 3
+
+
+@functools.lru_cache(maxsize=1)
+def _ioi_model():
+    """The shipped ioi-3l: the open exercise's property is measured on the organism the chapter studies."""
+    from .. import organisms
+
+    return organisms.load("ioi-3l").eval()
+
+
+def _ioi_case(seed: int):
+    """ioi-3l and an 'abc' IOI pair of a seed the notebook does not use: tokens, metric, clean and corrupted values."""
+    from .. import tasks
+
+    model = _ioi_model()
+    batch = tasks.ioi(batch=40, seed=seed, corruption="abc")
+    clean, corrupted = batch.tokens, model.to_tokens(batch.corrupt_prompts)
+    metric = _metric(torch.tensor([model.to_single_token(a) for a in batch.answers]),
+                     torch.tensor([model.to_single_token(a) for a in batch.wrong_answers]))  # fmt: skip
+    with torch.no_grad():
+        return model, clean, corrupted, metric, metric(model(clean)).item(), metric(model(corrupted)).item()
+
+
+def _head_rows(got, model) -> list[tuple[int, int]]:
+    """The student's answer as (layer, head) pairs, or a Mismatch that says what is wrong with its form."""
+    if not isinstance(got, Tensor) or got.dtype not in (torch.int64, torch.int32) or got.ndim != 2 or got.shape[1] != 2:
+        raise Mismatch(
+            f"return an integer tensor [k, 2] with one row (layer, head) per chosen head; got {_describe_answer(got)}."
+        )
+    heads = [tuple(int(x) for x in row) for row in got.tolist()]
+    if not 1 <= len(heads) <= OPEN_MAX_HEADS:
+        raise Mismatch(f"choose between 1 and {OPEN_MAX_HEADS} heads; you returned {len(heads)}.")
+    bad = [h for h in heads if not (0 <= h[0] < model.cfg.n_layers and 0 <= h[1] < model.cfg.n_heads)]
+    if bad or len(set(heads)) != len(heads):
+        raise Mismatch(f"every row must be a distinct head of the model (layers 0-{model.cfg.n_layers - 1}, heads "
+                       f"0-{model.cfg.n_heads - 1}); got {heads}.")  # fmt: skip
+    return heads  # pyright: ignore[reportReturnType]
+
+
+def _describe_answer(got) -> str:
+    if isinstance(got, Tensor):
+        return f"a {got.dtype} tensor of shape {tuple(got.shape)}"
+    return f"a {type(got).__name__}"
+
+
+@exercise("04.8", "A small set of heads that restores the answer (open)", reference=P.greedy_head_set,
+          function_name="find_head_set")  # fmt: skip
+def check_find_head_set(fn):
+    """A measured property, not equality: the heads the student's search returns on ioi-3l (prompts of a seed the
+    notebook does not use), patched together, recover at least OPEN_TARGET of the logit difference."""
+    model, clean, corrupted, metric, clean_v, corrupted_v = _ioi_case(seed=11)
+    heads = _head_rows(call_student(fn, model, clean, corrupted, metric, OPEN_MAX_HEADS), model)
+    value = P.patch_head_group(model, clean, corrupted, metric, heads).item()
+    recovered = (value - corrupted_v) / (clean_v - corrupted_v)
+    if not recovered >= OPEN_TARGET:
+        names = ", ".join(f"L{layer}H{h}" for layer, h in heads)
+        raise Mismatch(
+            f"patched together, {names} recover {recovered:.2f} of the logit difference; the target is "
+            f"{OPEN_TARGET}. Score each candidate set with every chosen head patched at once (a group), not one "
+            "head at a time: heads that need each other look small alone."
         )

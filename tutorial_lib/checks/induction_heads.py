@@ -1,5 +1,6 @@
 """Checks for chapter 05, induction heads: the repeated-sequence input, the attention-pattern
-detectors, K-composition, ablating heads and the circuit's coverage."""
+detectors (one head, then every head from a cache), the training monitor, K-composition, ablating
+heads (zero and mean), finding the heads copying needs (open), and the circuit's coverage."""
 
 from __future__ import annotations
 
@@ -163,7 +164,69 @@ def check_induction_score(fn):
 # --------------------------------------------------------------------------- 05.4
 
 
-@exercise("05.4", "K-composition scores", reference=attention.k_composition_score, function_name="k_composition")
+@exercise("05.4", "Every head's scores from one cache", reference=attention.head_scores, function_name="detect_heads")
+def check_detect_heads(fn):
+    model = _random_model(2)
+    for seed, half in [(0, 5), (1, 8)]:
+        tokens = tasks.repeated_tokens(3, half, model.cfg.d_vocab, seed=seed)
+        got = call_student(fn, model, tokens)
+        what = f"detect_heads(model, [BOS, x, x] with |x| = {half})"
+        if not isinstance(got, dict) or not {"previous", "induction", "duplicate"} <= set(got):
+            raise Mismatch(f"{what}: expected a dict with 'previous', 'induction', 'duplicate', got {type(got).__name__}"
+                           f"{' with keys ' + str(sorted(got)) if isinstance(got, dict) else ''}.")  # fmt: skip
+        want = attention.head_scores(model, tokens)
+        hints = {
+            "previous": "the diagonal with offset -1 of each layer's pattern, averaged over the batch and the queries.",
+            "induction": f"the diagonal with offset -(L - 1) = {-(half - 1)}, without its first two entries "
+            "(queries L - 1 and L are not in the second copy's predictable part).",
+            "duplicate": f"the diagonal with offset -L = {-half}, without its first entry (query L attends to BOS).",
+        }
+        for kind in ("previous", "induction", "duplicate"):
+            compare(got[kind], want[kind], f"{what}[{kind!r}] [layer, head]", atol=1e-5,
+                    hint=f"{hints[kind]} The period L is (tokens.shape[1] - 1) // 2; stack the layers in order.")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- 05.5
+
+
+def _segments(seed: int) -> tasks.RepeatedSegments:
+    return tasks.repeated_segments(batch=24, seq_len=22, d_vocab=19, period=(3, 7), offset=(0, 4), seed=seed)
+
+
+@exercise("05.5", "The live training monitor", reference=attention.probe_measures)
+def check_probe_measures(fn):
+    model = _random_model(3)
+    hints = {
+        "loss_first": "the mean of token_losses(logits, tokens) where probe.first is True.",
+        "loss_repeated": "the mean of the per-position losses where probe.repeated is True.",
+        "loss_near": "the other positions (neither mask, not position 0, not the last) whose next token last occurred "
+        "0 <= seen_distance < probe.period[:, None] back.",
+        "loss_far": "the other positions whose next token last occurred at least one period back "
+        "(seen_distance >= probe.period[:, None]).",
+        "loss_unseen": "the other positions whose next token never occurred before (seen_distance == -1); "
+        "leave out position 0 and the last position, which has no next token (its loss is 0).",
+        "icl": "attention.icl_score(per-position losses [batch, pos]).",
+        "previous": "every head's previous-token score [layer, head], from the cached patterns.",
+        "induction": "every head's induction score [layer, head] on segment data: pass probe.period and "
+        "probe.repeated to attention.attention_scores.",
+    }
+    for seed in (0, 1):
+        probe = _segments(seed)
+        got = call_student(fn, model, probe)
+        what = "probe_measures(model, probe)"
+        if not isinstance(got, dict) or not set(hints) <= set(got):
+            missing = sorted(set(hints) - set(got)) if isinstance(got, dict) else sorted(hints)
+            raise Mismatch(f"{what}: expected a dict with the keys {sorted(hints)}; missing {missing}.")
+        want = attention.probe_measures(model, probe)
+        for key, hint in hints.items():
+            value = got[key] if key in ("previous", "induction") else _scalar(got[key], f"{what}[{key!r}]")
+            compare(value, want[key], f"{what}[{key!r}]", atol=1e-4, hint=hint)
+
+
+# --------------------------------------------------------------------------- 05.6
+
+
+@exercise("05.6", "K-composition scores", reference=attention.k_composition_score, function_name="k_composition")
 def check_k_composition(fn):
     hint = (
         "the key side reads what OV_a wrote: score = ||OV_a @ QK_b^T||_F / (||OV_a||_F ||QK_b||_F) for every pair "
@@ -202,27 +265,76 @@ def _losses_dict(got, what: str) -> dict:
     return {k: _scalar(got[k], f"{what}[{k!r}]") for k in ("first", "repeated")}
 
 
-@exercise("05.5", "Ablating heads", reference=attention.ablated_loss)
+@exercise("05.7", "Ablating heads, zero and mean", reference=attention.ablated_loss)
 def check_ablated_loss(fn):
     model = _random_model(1)
-    for seed, heads in [(0, []), (1, [(0, 1)]), (2, [(1, 0), (1, 2)]), (3, [(0, 0), (1, 1)])]:
+    cases = [(0, [], "zero"), (1, [(0, 1)], "zero"), (2, [(1, 0), (1, 2)], "zero"), (3, [(0, 0), (1, 1)], "zero"),
+             (1, [(0, 1)], "mean"), (2, [(1, 0), (1, 2)], "mean"), (3, [(0, 0), (1, 1)], "mean")]  # fmt: skip
+    for seed, heads, kind in cases:
         data = _data(seed)
-        what = f"ablated_loss(model, data, {heads})"
-        got = _losses_dict(call_student(fn, model, data, heads), what)
-        want = attention.ablated_loss(model, data, heads)
+        what = f"ablated_loss(model, data, {heads}, kind={kind!r})"
+        got = _losses_dict(call_student(fn, model, data, heads, kind=kind), what)
+        want = attention.ablated_loss(model, data, heads, kind=kind)
+        other = attention.ablated_loss(model, data, heads, kind="zero" if kind == "mean" else "mean")
         for key, mask in (("first", "data.first"), ("repeated", "data.repeated")):
+            if heads and abs(got[key] - other[key]) < 1e-4 < abs(want[key] - other[key]):
+                raise Mismatch(
+                    f"{what}[{key!r}]: you returned the {'zero' if kind == 'mean' else 'mean'} ablation's loss. "
+                    + ("kind='mean' replaces hook_z by its mean over the batch (dim 0) at each position, from a clean run."
+                       if kind == "mean" else "kind='zero' sets hook_z of the listed heads to 0.")
+                )  # fmt: skip
             compare(
                 got[key],
                 want[key],
                 f"{what}[{key!r}]",
                 atol=1e-4,
-                hint=f"zero hook_z[:, :, head] of every listed head (all in one forward pass, the hooks returning "
-                f"the edited z), take the cross-entropy of logits[:, q] against tokens[:, q + 1] and average "
-                f"it over the positions q where {mask} is True.",
+                hint=f"ablate hook_z[:, :, head] of every listed head (all in one forward pass, the hooks returning "
+                f"the edited z; 'mean': the clean run's mean over the batch at each position), take the "
+                f"cross-entropy of logits[:, q] against tokens[:, q + 1] and average it over the positions q where "
+                f"{mask} is True.",
             )
 
 
-# --------------------------------------------------------------------------- 05.6
+# --------------------------------------------------------------------------- 05.8
+
+
+@exercise("05.8", "Find the heads copying needs (open)", reference=attention.find_copy_heads)
+def check_find_copy_heads(fn):
+    model = _organism()
+    for seed in (1234, 5):
+        data = _organism_data(seed)
+        got = call_student(fn, model, data)
+        what = f"find_copy_heads(model, data of seed {seed})"
+        try:
+            heads = [(int(layer), int(head)) for layer, head in got]
+        except (TypeError, ValueError):
+            raise Mismatch(f"{what}: expected a list of (layer, head) pairs, got {got!r}.") from None
+        if not 1 <= len(heads) <= 2 or len(set(heads)) != len(heads):
+            raise Mismatch(f"{what}: expected one or two different heads, got {heads}.")
+        bad = [h for h in heads if not (0 <= h[0] < model.cfg.n_layers and 0 <= h[1] < model.cfg.n_heads)]
+        if bad:
+            raise Mismatch(f"{what}: {bad} are not heads of this {model.cfg.n_layers}x{model.cfg.n_heads} model.")
+        clean = attention.ablated_loss(model, data, [])
+        r = attention.ablated_loss(model, data, heads, kind="mean")
+        rise, moved = r["repeated"] - clean["repeated"], abs(r["first"] - clean["first"])
+        if rise <= 1.0:
+            raise Mismatch(
+                f"{what}: mean-ablating {heads} raises the repeated-half loss by {rise:.2f} nats, not more than 1. "
+                "Measure each candidate with kind='mean' against the clean loss and keep searching (pairs too)."
+            )
+        if moved >= 0.3:
+            raise Mismatch(
+                f"{what}: mean-ablating {heads} moves the first-half loss by {moved:.2f} nats (at most 0.3)."
+            )
+
+
+def _organism_data(seed: int) -> tasks.RepeatedSegments:
+    from .. import organisms
+
+    return organisms.induction_batch(100, _organism().cfg.d_vocab, seed)
+
+
+# --------------------------------------------------------------------------- 05.9
 
 
 def _coverage_variant(model, data, circuit) -> float:
@@ -241,7 +353,7 @@ def _coverage_variant(model, data, circuit) -> float:
     return (loss[data.first].mean().item() - loss[data.repeated].mean().item()) / drop
 
 
-@exercise("05.6", "The circuit's coverage", reference=attention.circuit_coverage)
+@exercise("05.9", "The circuit's coverage", reference=attention.circuit_coverage)
 def check_circuit_coverage(fn):
     model = _organism()
     data = tasks.repeated_segments(

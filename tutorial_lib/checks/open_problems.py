@@ -41,7 +41,7 @@ def check_fraction_recovered(fn):
     )
 
 
-@exercise("06.2", "Best-match cosine between two dictionaries", reference=op.max_cosines)
+@exercise("06.3", "Best-match cosine between two dictionaries", reference=op.max_cosines)
 def check_max_cosines(fn):
     for seed in range(3):
         g = _gen(seed)
@@ -63,7 +63,7 @@ def check_max_cosines(fn):
         )
 
 
-@exercise("06.5", "Mahalanobis distance", reference=op.mahalanobis)
+@exercise("06.7", "Mahalanobis distance", reference=op.mahalanobis)
 def check_mahalanobis(fn):
     for seed in range(3):
         g = _gen(seed)
@@ -84,7 +84,7 @@ def check_mahalanobis(fn):
         )
 
 
-@exercise("06.3", "The direct effect of a head", reference=op.direct_effect)
+@exercise("06.4", "The direct effect of a head", reference=op.direct_effect)
 def check_direct_effect(fn):
     for seed in range(3):
         g = _gen(seed)
@@ -100,7 +100,7 @@ def check_direct_effect(fn):
         )
 
 
-@exercise("06.4", "Self-repair fraction", reference=op.self_repair_fraction)
+@exercise("06.5", "Self-repair fraction", reference=op.self_repair_fraction)
 def check_self_repair_fraction(fn):
     for seed in range(3):
         g = _gen(seed)
@@ -115,7 +115,7 @@ def check_self_repair_fraction(fn):
         )
 
 
-@exercise("06.6", "Patch a subspace", reference=op.patch_subspace)
+@exercise("06.9", "Patch a subspace", reference=op.patch_subspace)
 def check_patch_subspace(fn):
     for seed in range(3):
         g = _gen(seed)
@@ -132,7 +132,7 @@ def check_patch_subspace(fn):
         )
 
 
-@exercise("06.8", "Spearman rank correlation", reference=op.spearman)
+@exercise("06.11", "Spearman rank correlation", reference=op.spearman)
 def check_spearman(fn):
     for seed in range(3):
         g = _gen(seed)
@@ -148,7 +148,7 @@ def check_spearman(fn):
         )
 
 
-@exercise("06.7", "Steps to reach a loss", reference=op.steps_to_reach)
+@exercise("06.10", "Steps to reach a loss", reference=op.steps_to_reach)
 def check_steps_to_reach(fn):
     steps = [0, 10, 20, 40, 80]
     losses = [5.0, 3.0, 2.5, 2.2, 2.0]
@@ -170,4 +170,185 @@ def check_steps_to_reach(fn):
     if not never:
         raise Mismatch(
             "a curve that never reaches the target should give math.inf (it takes more steps than were run)."
+        )
+
+
+def _entry(got, key, what: str):
+    """got[key] of a student's dict, or a Mismatch that says what was expected."""
+    if not isinstance(got, dict) or key not in got:
+        found = sorted(got) if isinstance(got, dict) else type(got).__name__
+        raise Mismatch(f"return a dict with the key {key!r} ({what}); got {found}.")
+    return got[key]
+
+
+def _model_and_batch(seed: int, attn_only: bool = False):
+    from .core import random_model
+
+    model = random_model(seed, attn_only=attn_only)
+    g = _gen(seed)
+    tokens = torch.randint(0, model.cfg.d_vocab, (8, 9), generator=g)
+    return model, tokens, op.component_means(model, torch.randint(0, model.cfg.d_vocab, (8, 9), generator=g))
+
+
+@exercise("06.2", "Measure a circuit's coverage", reference=op.circuit_coverage)
+def check_circuit_coverage(fn):
+    for seed, attn_only, keep in [(1, True, {(0, 1), (1, 2)}), (0, False, {(1, 0)})]:
+        model, tokens, means = _model_and_batch(seed, attn_only)
+        metric = lambda logits: logits[:, -1, 3].mean()  # noqa: E731
+        got, want = (
+            call_student(fn, model, tokens, metric, keep, means),
+            op.circuit_coverage(model, tokens, metric, keep, means),
+        )
+        steps = [
+            ("clean", "run the model with no hooks and apply the metric."),
+            (
+                "ablated",
+                "with every head ablated, each head's hook_z is replaced by means[name] at the same "
+                "position (the first z.shape[1] positions), in every layer; the MLPs are not touched.",
+            ),
+            ("circuit", "keep the heads in keep_heads and replace only the others, layer by layer."),
+            ("recovered", "(circuit - ablated) / (clean - ablated), from your three numbers."),
+        ]
+        for key, hint in steps:
+            compare(_entry(got, key, "a float"), want[key], f"{key!r}", atol=1e-4, hint=hint)
+
+
+@exercise("06.6", "Direct and total effects of every head", reference=op.direct_and_total_effects)
+def check_direct_and_total_effects(fn):
+    for seed in (1, 2):
+        model, tokens, means = _model_and_batch(seed, attn_only=seed == 1)
+        g = _gen(10 + seed)
+        answer, wrong = (torch.randint(0, model.cfg.d_vocab, (8,), generator=g) for _ in range(2))
+        end_pos = torch.randint(4, 9, (8,), generator=g)
+        got = call_student(fn, model, tokens, answer, wrong, end_pos, means)
+        want = op.direct_and_total_effects(model, tokens, answer, wrong, end_pos, means)
+        compare(
+            _entry(got, "clean", "the clean logit difference"),
+            want["clean"],
+            "'clean'",
+            atol=1e-4,
+            hint="the mean over prompts of logit[answer] - logit[wrong] at each prompt's end_pos.",
+        )
+        compare(
+            _entry(got, "total", "[n_layers, n_heads]"),
+            want["total"],
+            "'total'",
+            atol=1e-4,
+            hint="mean-ablate one head at a time (its hook_z at every position replaced by means) and "
+            "record clean - ablated logit difference, averaged over prompts.",
+        )
+        compare(
+            _entry(got, "direct", "[n_layers, n_heads]"),
+            want["direct"],
+            "'direct'",
+            atol=1e-4,
+            hint="the head's change at end_pos, (mean z - clean z) @ W_O, centred over d_model, divided by "
+            "the clean final LayerNorm scale and projected on (W_U[:, answer] - W_U[:, wrong]) * ln_final.w; "
+            "report the drop (minus that change), averaged over prompts.",
+        )
+
+
+@exercise("06.8", "Where the ablation values sit", reference=op.replacement_distances)
+def check_replacement_distances(fn):
+    from types import SimpleNamespace
+
+    model, _, _ = _model_and_batch(0)
+    g = _gen(5)
+
+    def batch(n):
+        return SimpleNamespace(
+            tokens=torch.randint(0, 23, (n, 9), generator=g), end_pos=torch.randint(3, 9, (n,), generator=g)
+        )
+
+    fit, held, ref = batch(60), batch(12), batch(10)
+    pick = torch.randint(10, (12,), generator=g)
+    got, want = (
+        call_student(fn, model, fit, held, ref, 1, pick),
+        op.replacement_distances(model, fit, held, ref, 1, pick),
+    )
+    hints = {
+        "held-out": "fit mean and covariance on fit's hook_z at its end positions, head by head, then measure held's.",
+        "zero": "the distance of the zero vector (one row).",
+        "mean": "the distance of ref's mean at its end positions (one row): the value mean-ablation writes.",
+        "resample": "ref's activations in the order pick gives (ref[pick]): the values resample-ablation writes.",
+    }
+    for head in range(model.cfg.n_heads):
+        row = got.get(head) if isinstance(got, dict) else None
+        for key, hint in hints.items():
+            compare(
+                _entry(row, key, f"head {head}'s distances"),
+                want[head][key],
+                f"head {head}, {key!r}",
+                atol=1e-3,
+                rtol=1e-3,
+                hint=hint + " Use op.gaussian_stats and op.mahalanobis(..., ridge=1e-4).",
+            )
+
+
+@exercise("06.12", "Error bars for a rank correlation", reference=op.bootstrap_rank_correlation)
+def check_bootstrap_rank_correlation(fn):
+    g = _gen(3)
+    x = torch.arange(6.0)
+    for p, n, what in [(0.5 + 0.08 * x, 3000, "well separated"), (0.5 + 0.01 * x, 40, "noisy")]:
+        correct = (torch.rand(6, n, generator=g) < p[:, None]).double()
+        got, want = call_student(fn, x, correct, 200, 0), op.bootstrap_rank_correlation(x, correct, 200, 0)
+        if not isinstance(got, torch.Tensor) or got.shape != (200,):
+            raise Mismatch(f"return one correlation per resample, a tensor of shape (200,); got {_shape(got)}.")
+        if not bool((got.float().abs() <= 1 + 1e-6).all()):  # also catches NaN and inf
+            raise Mismatch("every correlation lies in [-1, 1]; some of yours do not (NaN, inf or unscaled).")
+        for q in (0.1, 0.5, 0.9):
+            compare(
+                float(got.float().quantile(q)),
+                float(want.quantile(q)),
+                f"the {q:.0%} quantile ({what} items)",
+                atol=0.15,
+                hint="resample the examples (columns) with replacement, recompute each item's accuracy "
+                "as the row mean, and take Spearman's correlation with x, once per resample.",
+            )
+
+
+def _shape(x) -> str:
+    return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+@exercise("06.13", "A small circuit for toy-lm's language modelling (open)", reference=op.find_circuit)
+def check_find_circuit(fn):
+    from .. import organisms, tasks
+    from ..training import lm_loss
+
+    toy = organisms.load("toy-lm")
+    search = tasks.corpus_tokens(64, 32, seed=7)
+    search_means = op.component_means(toy, tasks.corpus_tokens(64, 32, seed=8))
+    metric = lambda lg: lm_loss(lg, search, search[:, 1:] != tasks.PAD_ID)  # noqa: E731
+    answer = call_student(fn, toy, search, metric, search_means, 2)
+    if not isinstance(answer, tuple) or len(answer) != 2:
+        raise Mismatch(f"return a pair (heads, recovered): a set of (layer, head) and a float; got {answer!r:.80}.")
+    got, reported = answer
+    valid = {(layer, h) for layer in range(toy.cfg.n_layers) for h in range(toy.cfg.n_heads)}
+    if not isinstance(got, (set, list, tuple)) or not all(
+        tuple(h) in valid for h in got if isinstance(h, (tuple, list))
+    ):
+        raise Mismatch(f"return a set of (layer, head) tuples of toy-lm's heads; got {got!r:.80}.")
+    heads = {tuple(h) for h in got}
+    if len(heads) > 2 or len(heads) != len(got):
+        raise Mismatch(f"at most 2 distinct heads, please; got {sorted(heads)}.")
+    compare(
+        reported,
+        op.circuit_coverage(toy, search, metric, heads, search_means)["recovered"],
+        "the fraction your circuit recovers on the search documents",
+        atol=1e-3,
+        hint="report circuit_coverage(model, tokens, metric, heads, means)['recovered'] of the heads you return.",
+    )
+    held = tasks.corpus_tokens(64, 32, seed=9)  # measured on text the search never saw
+    rec = op.circuit_coverage(
+        toy,
+        held,
+        lambda lg: lm_loss(lg, held, held[:, 1:] != tasks.PAD_ID),
+        heads,
+        op.component_means(toy, tasks.corpus_tokens(64, 32, seed=10)),
+    )["recovered"]
+    if not rec >= 0.7:
+        raise Mismatch(
+            f"your circuit {sorted(heads)} recovers {rec:.2f} of the held-out loss; the goal is 0.70. "
+            "Try a greedy search: add the head that brings the loss closest to the clean model's."
         )

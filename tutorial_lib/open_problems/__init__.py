@@ -5,6 +5,14 @@ patching (the interpretability illusion), rank agreement of proxy metrics, and c
 Each function is small and checked against an analytic answer in tests/test_open_problems.py.
 """
 
+from .curves import TOY_LM_CURVE_LOSS, TOY_LM_CURVE_STEPS
+from .experiments import (
+    bootstrap_rank_correlation,
+    find_circuit,
+    head_z_at,
+    replacement_distances,
+    replacement_verdicts,
+)
 from .measures import (
     circuit_coverage,
     circuit_hooks,
@@ -24,26 +32,35 @@ from .scaling import (
     PUBLISHED_CONFIGS,
     log_log_slope,
     median_seconds,
+    random_transformer,
     steps_to_reach,
     transformer_flops,
     unit_counts,
 )
 
 __all__ = [
+    "TOY_LM_CURVE_LOSS",
+    "TOY_LM_CURVE_STEPS",
     "PUBLISHED_CONFIGS",
+    "bootstrap_rank_correlation",
     "circuit_coverage",
     "circuit_hooks",
     "component_means",
     "direct_and_total_effects",
     "direct_effect",
+    "find_circuit",
     "fraction_recovered",
     "gaussian_stats",
+    "head_z_at",
     "log_log_slope",
     "mahalanobis",
     "max_cosines",
     "median_seconds",
     "patch_subspace",
+    "random_transformer",
     "ranks",
+    "replacement_distances",
+    "replacement_verdicts",
     "self_repair_fraction",
     "spearman",
     "steps_to_reach",

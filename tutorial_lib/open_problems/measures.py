@@ -102,7 +102,7 @@ def circuit_coverage(model, tokens, metric: Callable[[Tensor], Tensor], keep_hea
     """metric on the clean model, with only `keep_heads` left (the rest mean-ablated), and with every
     head ablated; plus the fraction recovered.
 
-    Chapter 06: open problems as experiments (circuit coverage).
+    Chapter 06: open problems as experiments (circuit coverage). Reference for Exercise 06.2.
     """
     tokens = expect_tokens(tokens, "tokens", expect_model(model))
     hooks_in, hooks_out = (circuit_hooks(model, set(k), means, ablate_mlps) for k in (keep_heads, ()))
@@ -124,7 +124,7 @@ def circuit_coverage(model, tokens, metric: Callable[[Tensor], Tensor], keep_hea
 def max_cosines(W_a: Float[Tensor, "n_a d"], W_b: Float[Tensor, "n_b d"]) -> Float[Tensor, " n_a"]:
     """For each row of W_a (a decoder direction), its largest cosine similarity with any row of W_b.
 
-    Chapter 06: open problems as experiments. Reference for Exercise 06.2.
+    Chapter 06: open problems as experiments. Reference for Exercise 06.3.
     """
     for W, name in ((W_a, "W_a"), (W_b, "W_b")):
         expect_finite(expect_ndim(W, 2, name, "[n, d]"), name)
@@ -150,7 +150,7 @@ def direct_effect(
     the final LayerNorm's scale frozen: centre delta_out over d_model, divide by the scale, project on
     `direction` (W_U[:, a] - W_U[:, b], already multiplied by the LayerNorm weight).
 
-    Chapter 06: open problems as experiments. Reference for Exercise 06.3.
+    Chapter 06: open problems as experiments. Reference for Exercise 06.4.
     """
     expect_same_shape(expect_ndim(delta_out, 2, "delta_out", "[batch, d_model]"), direction, "delta_out and direction")
     expect_shape(scale, (delta_out.shape[0], 1), "scale", "[batch, 1]")
@@ -167,7 +167,7 @@ def direct_and_total_effects(model, tokens, answer, wrong, end_pos, means: dict[
     path to the logits only, the final norm's scale frozen: `hooks.apply_final_norm`, which centres for
     LayerNorm, as `direct_effect`, and not for RMSNorm). Both [n_layers, n_heads].
 
-    Chapter 06: open problems as experiments (self-repair).
+    Chapter 06: open problems as experiments (self-repair). Reference for Exercise 06.6.
     """
     cfg = expect_model(model).cfg
     tokens = expect_tokens(tokens, "tokens", model)
@@ -204,7 +204,7 @@ def self_repair_fraction(direct: Tensor | float, total: Tensor | float) -> Tenso
     """(direct - total) / direct: the share of a component's direct effect that the rest of the
     model makes up for when it is ablated (0: none, 1: all; negative: the ablation hurts more).
 
-    Chapter 06: open problems as experiments. Reference for Exercise 06.4.
+    Chapter 06: open problems as experiments. Reference for Exercise 06.5.
     """
     direct, total = expect_values(direct, "direct"), expect_values(total, "total")
     if not bool(direct.all()):
@@ -222,7 +222,7 @@ def mahalanobis(
     """sqrt((x - mean)^T (cov + ridge * mean(diag) * I)^-1 (x - mean)) per row; the ridge keeps a
     rank-deficient covariance invertible.
 
-    Chapter 06: open problems as experiments. Reference for Exercise 06.5.
+    Chapter 06: open problems as experiments. Reference for Exercise 06.7.
     """
     x = expect_finite(expect_ndim(x, 2, "x", "[n, d]"), "x")
     expect_number(ridge, "ridge", 0.0)
@@ -261,7 +261,7 @@ def patch_subspace(
     """Replace the component of h inside span(basis) by that of h_source; keep the rest of h.
     The basis rows need not be orthonormal (they are orthonormalised first).
 
-    Chapter 06: open problems as experiments. Reference for Exercise 06.6.
+    Chapter 06: open problems as experiments. Reference for Exercise 06.9.
     """
     basis = expect_finite(expect_ndim(basis, 2, "basis", "[k, d]"), "basis")
     expect_same_shape(expect_last_dim(h, basis.shape[1], "h", "d (basis's)"), h_source, "h and h_source")
@@ -289,7 +289,7 @@ def ranks(x: Tensor) -> Tensor:
 def spearman(a: Float[Tensor, " n"], b: Float[Tensor, " n"]) -> float:
     """Spearman's rank correlation: the Pearson correlation of the ranks (no ties assumed).
 
-    Chapter 06: open problems as experiments. Reference for Exercise 06.8.
+    Chapter 06: open problems as experiments. Reference for Exercise 06.11.
     """
     a, b = torch.as_tensor(a), torch.as_tensor(b)
     if a.shape != b.shape or a.ndim != 1 or a.numel() < 2:

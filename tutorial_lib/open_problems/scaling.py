@@ -60,8 +60,9 @@ def log_log_slope(x: Sequence[float] | Tensor, y: Sequence[float] | Tensor) -> f
     return float((lx * ly).sum() / (lx * lx).sum().clamp_min(1e-30))
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:
-    """Median wall-clock seconds of fn() over `repeats` runs after `warmup` untimed runs.
+def median_seconds(fn: Callable[[], object], repeats: int = 3, warmup: int = 1, statistic: str = "median") -> float:
+    """Median (or, with statistic="min", the fastest) wall-clock seconds of fn() over `repeats` runs after
+    `warmup` untimed runs. The minimum is what to compare on a loaded machine: other work only adds time.
 
     Chapter 06: open problems as experiments (scaling: timing a method).
     """
@@ -69,6 +70,8 @@ def median_seconds(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) 
         raise TutorialInputError(f"fn must be a callable taking no arguments, got {type(fn).__name__}.")
     expect_int_at_least(repeats, "repeats")
     expect_int_at_least(warmup, "warmup", 0)
+    if statistic not in ("median", "min"):
+        raise TutorialInputError(f"statistic must be 'median' or 'min', got {statistic!r}.")
     for _ in range(warmup):
         fn()
     times = []
@@ -76,7 +79,33 @@ def median_seconds(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) 
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return min(times) if statistic == "min" else sorted(times)[len(times) // 2]
+
+
+def random_transformer(n_layers: int, d_model: int, d_vocab: int = 2000, n_ctx: int = 32, seed: int = 0):
+    """An untrained TransformerBridge of toy-lm's architecture (LayerNorm, GELU MLP of 4 d_model, heads of
+    64 dimensions): a family of sizes on which to time a method. Weights do not change the time.
+
+    Chapter 06: open problems as experiments (scaling: timing a method as the model grows).
+    """
+    from transformer_lens.config import TransformerBridgeConfig
+    from transformer_lens.model_bridge import TransformerBridge
+
+    n_layers, d_model = expect_int_at_least(n_layers, "n_layers"), expect_int_at_least(d_model, "d_model", 64)
+    torch.manual_seed(seed)
+    cfg = TransformerBridgeConfig(
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=d_model // 64,
+        d_head=64,
+        d_mlp=4 * d_model,
+        d_vocab=d_vocab,
+        n_ctx=n_ctx,
+        normalization_type="LN",
+        act_fn="gelu",
+        device="cpu",
+    )
+    return TransformerBridge.boot_native(cfg).eval()  # pyright: ignore[reportAttributeAccessIssue]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -87,7 +116,7 @@ def steps_to_reach(steps: Sequence[float], losses: Sequence[float], target: floa
     """First training step at which a loss curve falls to `target`, interpolating linearly between
     the logged steps; inf if it never does, steps[0] if it starts below.
 
-    Chapter 06: open problems as experiments. Reference for Exercise 06.7.
+    Chapter 06: open problems as experiments. Reference for Exercise 06.10.
     """
     s = [float(v) for v in steps]
     lv = [float(v) for v in losses]
@@ -115,4 +144,12 @@ def transformer_flops(n_params: float, n_tokens: float, training: bool = True) -
     return (6.0 if training else 2.0) * n_params * n_tokens
 
 
-__all__ = ["PUBLISHED_CONFIGS", "log_log_slope", "median_seconds", "steps_to_reach", "transformer_flops", "unit_counts"]
+__all__ = [
+    "PUBLISHED_CONFIGS",
+    "log_log_slope",
+    "median_seconds",
+    "random_transformer",
+    "steps_to_reach",
+    "transformer_flops",
+    "unit_counts",
+]

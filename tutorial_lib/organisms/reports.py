@@ -1,6 +1,6 @@
 """Reports: what each organism's card says it does, measured by the chapters' kernels.
 
-The top layer of the package: the only organisms module that imports kernels (`hooks`, `attention`).
+The top layer of the package: the only organisms module that imports kernels (`hooks`, `attention`, `discovery`).
 Head ablation is `hooks.head_ablation_hook`, direct logit attribution `hooks.direct_logit_attribution`,
 head scores and weight circuits come from `attention`."""
 
@@ -13,9 +13,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from .. import attention, tasks
+from .. import attention, discovery, tasks
 from ..attention import ov_copying
 from ..hooks import direct_logit_attribution, head_ablation_hook, per_token_loss
+from .planted import TRUE_EDGES, planted_pairs
 from .recipes import UNSEEN_PERIODS, induction_batch, unseen_period_batch
 
 
@@ -201,8 +202,43 @@ def _measure_toy_lm(model) -> dict:
     return {**_measure_ioi(model), **bracket_report(model), **facts_report(model)}
 
 
+def planted_report(model, batch: int = 48, seed: int = 2024) -> dict:
+    """The planted-2l card: accuracy and logit difference on the task, and, by edge patching, the largest
+    change of the logit difference when any single edge outside TRUE_EDGES is ablated (0 by construction),
+    next to the smallest one inside.
+
+    Chapter 07: circuit discovery.
+    """
+    clean, corrupted, a, b = planted_pairs(batch, seed)
+    rows = torch.arange(batch)
+
+    def metric(lg: Tensor) -> Tensor:
+        return (lg[rows, -1, a] - lg[rows, -1, b]).mean()
+
+    g = discovery.build_graph(model)
+    edges = g.valid.nonzero().tolist()
+    ablate = torch.zeros(len(edges), g.n_senders, g.n_receivers, dtype=torch.bool)
+    for v, (s, r) in enumerate(edges):
+        ablate[v, s, r] = True
+    with torch.no_grad():
+        logits = model(clean)
+        base = metric(logits)
+        effects = torch.cat(
+            [(discovery.edge_patch(model, clean, corrupted, part, metric) - base).abs() for part in ablate.split(32)]
+        )
+    truth = g.mask(TRUE_EDGES)
+    inside = torch.tensor([bool(truth[s, r]) for s, r in edges])
+    return {
+        "task_acc": round(float((logits[:, -1].argmax(-1) == a).float().mean()), 4),
+        "task_logit_diff": round(float(base), 3),
+        "max_effect_outside_circuit": float(effects[~inside].max()),
+        "min_effect_inside_circuit": round(float(effects[inside].min()), 3),
+    }
+
+
 MEASURES: dict[str, Callable[..., dict]] = {
     "induction-2l": _measure_induction,
     "toy-lm": _measure_toy_lm,
     "ioi-3l": _measure_ioi,
+    "planted-2l": planted_report,
 }

@@ -42,7 +42,8 @@ engine it may use. Without it, the environment variable ``TUTORIAL_PATCHING_ENGI
 
 Modules: ``metrics`` (logit_diff, normalise), ``grids`` (GRIDS, masks, input checks), ``engine`` (the
 engines, their self-checks, forward_from_layer, caches), ``native`` (the re-implemented forward),
-``runner`` (every variant of a grid), ``activation``, ``ablation``, ``paths``, ``attribution``.
+``runner`` (every variant of a grid), ``activation``, ``ablation``, ``paths``, ``attribution``, ``noise``
+(causal tracing: Gaussian noise on token embeddings), ``search`` (patching head sets together, a greedy search).
 """
 
 from __future__ import annotations
@@ -63,8 +64,10 @@ from .attribution import attribution_patch, attribution_patch_resid
 from .engine import ENGINE_ENV, ENGINES, engine_for, forward_from_layer
 from .grids import GRIDS, TRANSFORMERLENS, get_act_name
 from .metrics import Metric, logit_diff, normalise
+from .noise import embedding_noise, noise_patch
 from .paths import path_patch, path_patch_group, path_patch_to_receiver
 from .runner import DEFAULT_CHUNK_ELEMENTS
+from .search import greedy_head_set, patch_head_group
 
 __all__ = [
     "ABLATION_COMPONENTS",
@@ -78,12 +81,16 @@ __all__ = [
     "activation_patch",
     "attribution_patch",
     "attribution_patch_resid",
+    "embedding_noise",
     "engine_for",
     "forward_from_layer",
     "get_act_name",
+    "greedy_head_set",
     "logit_diff",
     "mean_ablate_head",
+    "noise_patch",
     "normalise",
+    "patch_head_group",
     "patch_attn_out",
     "patch_head_out_all_pos",
     "patch_head_out_by_pos",

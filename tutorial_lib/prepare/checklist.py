@@ -13,15 +13,12 @@ FALLBACK_REQUIREMENTS = [
     "torch>=2.2",
     "transformer-lens>=4.3,<5",
     "circuitsvis>=1.43",
-    "jupyterlab>=4.0",
-    "ipywidgets>=8.0",
+    "ipywidgets>=7.6",
     "matplotlib>=3.7",
     "numpy>=1.24",
     "safetensors>=0.4",
     "einops>=0.7",
     "jaxtyping>=0.2.25",
-    "nbformat>=5.9",
-    "nbclient>=0.10",
 ]
 FALLBACK_PYTHON = ">=3.10"
 IMPORTS = ("torch", "transformer_lens", "circuitsvis", "ipywidgets")

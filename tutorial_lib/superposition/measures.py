@@ -98,14 +98,20 @@ def adjacent_angle_gaps(W: Float[Tensor, "feat 2"], min_norm: float = 0.5) -> Fl
     return torch.diff(torch.cat([angles, angles[:1] + 360]))
 
 
-def neuron_feature_counts(W: Float[Tensor, "inst feat hidden"], threshold: float = 0.3) -> Int[Tensor, "inst hidden"]:
+def neuron_feature_counts(
+    W: Float[Tensor, "inst feat hidden"], threshold: float = 0.3, min_norm: float = 0.0
+) -> Int[Tensor, "inst hidden"]:
     """For a privileged basis: how many features each neuron reads with a weight above `threshold` (>1: polysemantic).
+
+    Only represented features count: those with ||W_i|| > `min_norm` (0 counts every feature).
 
     Chapter 01: toy models of superposition (a privileged basis: polysemantic neurons).
     """
     W = _check_weights(W)
     expect_number(threshold, "threshold", 0.0)
-    return (W.abs() > threshold).sum(dim=1)
+    expect_number(min_norm, "min_norm", 0.0)
+    represented = W.norm(dim=-1, keepdim=True) > min_norm
+    return ((W.abs() > threshold) & represented).sum(dim=1)
 
 
 def classify_two_feature_solution(W: Float[Tensor, "inst 2 1"], threshold: float = 0.5) -> Int[Tensor, " inst"]:

@@ -1,0 +1,55 @@
+"""tutorial_lib.discovery.acdc: the batched, speculative ACDC makes the decisions and scores of the plain
+one-forward-per-edge loop; the circuit shrinks as the threshold grows."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from discovery_support import acdc_one_by_one, gpt2_bridge
+from patching_support import make_data, make_model
+
+from tutorial_lib.discovery import build_graph, run_edges
+from tutorial_lib.discovery.acdc import acdc, acdc_sweep, kl_to
+from tutorial_lib.discovery.metrics import faithfulness
+
+
+@pytest.mark.parametrize("kind", ["native", "native_attn_only", "gpt2"])
+def test_acdc_equals_the_one_forward_per_edge_loop(kind, device):
+    model = gpt2_bridge(device=device) if kind == "gpt2" else make_model(device, attn_only=kind.endswith("only"))
+    model = model.double()
+    clean, corrupted, _, _ = make_data(device, batch=3, n_pos=6)
+    g = build_graph(model)
+    logits, _ = run_edges(model, clean, corrupted, torch.stack([~g.valid, g.valid]).to(device))
+    scale = float(kl_to(logits[0])(logits[1]))  # the KL of the fully corrupted run: thresholds relative to it
+    for threshold, chunk in [(1e-3 * scale, 64), (3e-2 * scale, 5)]:
+        got = acdc(model, clean, corrupted, threshold, chunk=chunk)
+        kept, scores, n_plain = acdc_one_by_one(model, clean, corrupted, threshold)
+        assert torch.equal(got.kept, kept), threshold
+        torch.testing.assert_close(got.scores, scores, atol=1e-10, rtol=1e-6, equal_nan=True)
+        assert 0 < got.n_edges < g.n_edges  # neither nothing nor everything pruned
+        assert got.n_forwards >= n_plain - 1
+
+
+def test_sweep_shrinks_and_keeps_what_matters(device):
+    model = make_model(device)
+    clean, corrupted, right, wrong = make_data(device, batch=4)
+    results = acdc_sweep(model, clean, corrupted, [0.0, 1e-3, 1e-2, 1e10])
+    sizes = [r.n_edges for r in results]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 0
+    metric = lambda lg: (lg[:, -1, right] - lg[:, -1, wrong]).mean()  # noqa: E731
+    small = results[1]
+    assert small.distance < 1e-3 * small.n_edges + 1e-6
+    assert float(faithfulness(model, clean, corrupted, metric, small.kept.to(device))) > 0.5
+
+
+@pytest.mark.slow
+def test_benchmark_quick_mode_runs():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "discovery_vs_transformerlens.py"
+    spec = importlib.util.spec_from_file_location("discovery_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick", "--threads", str(torch.get_num_threads())]) == 0

@@ -1,0 +1,59 @@
+"""tutorial_lib.discovery.metrics: faithfulness's two ends, ROC/AUC against a pairwise count, bootstrap intervals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from patching_support import make_data, make_model
+
+from tutorial_lib.discovery import build_graph
+from tutorial_lib.discovery.metrics import auc, bootstrap_ci, faithfulness, roc_curve, top_k_mask
+from tutorial_lib.validation import TutorialInputError
+
+
+def test_faithfulness_ends_and_batching(device):
+    model = make_model(device)
+    clean, corrupted, right, wrong = make_data(device)
+    metric = lambda lg: (lg[:, -1, right] - lg[:, -1, wrong]).mean()  # noqa: E731
+    g = build_graph(model)
+    none, full = torch.zeros_like(g.valid), g.valid.clone()
+    values = faithfulness(model, clean, corrupted, metric, torch.stack([none, full]).to(device))
+    torch.testing.assert_close(values, torch.tensor([0.0, 1.0], device=values.device), atol=1e-4, rtol=0)
+    one = faithfulness(model, clean, corrupted, metric, top_k_mask(torch.randn(g.valid.shape), 7, g.valid).to(device))
+    assert one.ndim == 0
+    with pytest.raises(TutorialInputError, match="same metric"):
+        faithfulness(model, clean, clean, metric, full.to(device))
+
+
+def test_auc_is_the_pairwise_ranking_probability():
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 6, (60,), generator=gen).float()  # many ties
+    truth = torch.rand(60, generator=gen) < 0.3
+    pos, neg = scores[truth], scores[~truth]
+    pairwise = ((pos[:, None] > neg[None]).double() + 0.5 * (pos[:, None] == neg[None]).double()).mean()
+    assert abs(auc(scores, truth) - float(pairwise)) < 1e-12
+    assert auc(truth.float(), truth) == 1.0 and auc(-truth.float(), truth) == 0.0
+    fpr, tpr = roc_curve(scores, truth)
+    assert fpr[0] == 0 and tpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1
+    assert (fpr.diff() >= 0).all() and (tpr.diff() >= 0).all()
+    with pytest.raises(TutorialInputError, match="both"):
+        auc(scores, torch.ones(60, dtype=torch.bool))
+
+
+def test_top_k_mask_respects_the_graph():
+    valid = torch.tensor([[True, False], [True, True]])
+    mask = top_k_mask(torch.tensor([[1.0, 9.0], [-3.0, 2.0]]), 2, valid)
+    assert mask.tolist() == [[False, False], [True, True]]
+
+
+def test_bootstrap_interval():
+    x = torch.randn(400, generator=torch.Generator().manual_seed(1)) + 2.0
+    est, low, high = bootstrap_ci(x)
+    assert low < est < high and abs(est - float(x.double().mean())) < 1e-12
+    half_width = 1.96 * float(x.std()) / 20  # the normal approximation of a 95 % interval of the mean
+    assert abs((high - low) / 2 - half_width) < 0.2 * half_width
+    assert bootstrap_ci(x) == (est, low, high)  # seeded
+    _, low4, high4 = bootstrap_ci(x[:25])
+    assert high4 - low4 > 2 * (high - low)  # 16x fewer prompts: about 4x wider
+    ratio = bootstrap_ci(torch.stack([x, 2 * x], 1), stat=lambda v: v[..., 1].mean(-1) / v[..., 0].mean(-1))
+    assert abs(ratio[0] - 2) < 1e-12 and abs(ratio[1] - 2) < 1e-9

@@ -1,0 +1,35 @@
+"""Chapter 07: automated circuit discovery and validation, after chapter 04's patching.
+
+Modules: ``graph`` (senders, receivers, valid edges), ``forward`` (the per-edge forward on the model's own
+weights, checked once per model against its logits), ``edges`` (edge patching, many edge sets per forward),
+``eap`` (edge attribution patching and EAP-IG), ``acdc`` (ACDC and its threshold sweep), ``metrics``
+(faithfulness, ROC/AUC, bootstrap intervals).
+"""
+
+from __future__ import annotations
+
+from .acdc import ACDCResult, acdc, acdc_sweep, kl_to
+from .eap import eap_scores, receiver_gradients
+from .edges import edge_patch, mean_sender_outputs, run_edges, sender_outputs
+from .graph import Graph, build_graph
+from .metrics import auc, bootstrap_ci, faithfulness, roc_curve, top_k_mask
+
+__all__ = [
+    "ACDCResult",
+    "Graph",
+    "acdc",
+    "acdc_sweep",
+    "auc",
+    "bootstrap_ci",
+    "build_graph",
+    "eap_scores",
+    "edge_patch",
+    "faithfulness",
+    "kl_to",
+    "mean_sender_outputs",
+    "receiver_gradients",
+    "roc_curve",
+    "run_edges",
+    "sender_outputs",
+    "top_k_mask",
+]

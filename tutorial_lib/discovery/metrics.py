@@ -1,0 +1,119 @@
+"""Chapter 07's measures of a circuit: faithfulness (the metric recovered by the circuit alone, every edge
+outside it ablated), ROC curves and AUC of an edge ranking against a known circuit, and bootstrap
+confidence intervals over prompts.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from ..validation import TutorialInputError, expect_dtype, expect_int_at_least, expect_range
+from .edges import run_edges
+from .graph import build_graph
+
+__all__ = ["auc", "bootstrap_ci", "faithfulness", "roc_curve", "top_k_mask"]
+
+
+def _values(metric, logits: Tensor) -> Tensor:
+    """metric of each variant's logits [V, B, P, d_vocab], stacked. Chapter 07: circuit discovery."""
+    return torch.stack([torch.as_tensor(metric(lg)).float().reshape(()) for lg in logits])
+
+
+def faithfulness(
+    model,
+    clean_tokens: Int[Tensor, "batch pos"],
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    metric,
+    circuits: Bool[Tensor, "... sender receiver"],
+    replacement: Tensor | None = None,
+) -> Float[Tensor, "..."]:
+    """(metric(circuit) - metric(corrupted)) / (metric(clean) - metric(corrupted)) for each circuit: the run on
+    the clean tokens with every edge outside the circuit carrying the corrupted tokens' value (or
+    `replacement`'s, e.g. mean_sender_outputs). circuits: [S, R], [V, S, R] or [V, pos, S, R] bool.
+
+    1 means the circuit alone reproduces the model on this metric, 0 that it does no better than the
+    corrupted run. Chapter 07: circuit discovery. Exercise 07.4 (the reference).
+    """
+    expect_dtype(circuits, "bool", "circuits")
+    single = circuits.ndim == 2
+    circuits = circuits[None] if single else circuits
+    g = build_graph(model)
+    repl = corrupted_tokens if replacement is None else replacement
+    ablate = g.valid.to(circuits.device) & ~circuits
+    with torch.no_grad():
+        ends, _ = run_edges(model, clean_tokens, corrupted_tokens, torch.stack([g.valid, ~g.valid]).to(circuits.device))
+        m_corr, m_clean = _values(metric, ends)  # every edge ablated, then none
+        if abs(float(m_clean - m_corr)) <= 1e-6 * max(1.0, abs(float(m_clean))):
+            raise TutorialInputError("the clean and corrupted runs give the same metric: faithfulness is undefined.")
+        logits, _ = run_edges(model, clean_tokens, repl, ablate)
+    out = (_values(metric, logits) - m_corr) / (m_clean - m_corr)
+    return out[0] if single else out
+
+
+def top_k_mask(scores: Float[Tensor, "sender receiver"], k: int, valid: Tensor | None = None) -> Tensor:
+    """The k edges with the largest |score| as a bool mask (ties broken by index). Chapter 07: circuit discovery."""
+    flat = scores.abs().flatten().clone()
+    if valid is not None:
+        flat[~valid.flatten().to(flat.device)] = -1.0
+    order = torch.argsort(flat, descending=True, stable=True)
+    out = torch.zeros_like(flat, dtype=torch.bool)
+    out[order[: expect_int_at_least(k, "k", 0)]] = True
+    return out.reshape(scores.shape)
+
+
+def roc_curve(
+    scores: Float[Tensor, " edge"], truth: Bool[Tensor, " edge"]
+) -> tuple[Float[Tensor, " point"], Float[Tensor, " point"]]:
+    """(false positive rate, true positive rate) of ranking edges by score (highest first) against the true
+    circuit, one point per threshold, from (0, 0) to (1, 1). Tied scores move together (a diagonal step).
+
+    Chapter 07: circuit discovery. Exercise 07.5 (the reference).
+    """
+    scores, truth = scores.flatten().double(), expect_dtype(truth, "bool", "truth").flatten()
+    if scores.shape != truth.shape:
+        raise TutorialInputError(
+            f"scores and truth must hold one entry per edge; got {scores.shape} and {truth.shape}."
+        )
+    n_pos, n_neg = int(truth.sum()), int((~truth).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise TutorialInputError("truth must hold both circuit and non-circuit edges to draw a ROC curve.")
+    order = torch.argsort(scores, descending=True, stable=True)
+    s, t = scores[order], truth[order].double()
+    tps, fps = torch.cumsum(t, 0), torch.cumsum(1 - t, 0)
+    last_of_tie = torch.cat([s[1:] != s[:-1], torch.tensor([True])])
+    zero = torch.zeros(1, dtype=torch.float64)
+    return torch.cat([zero, fps[last_of_tie] / n_neg]), torch.cat([zero, tps[last_of_tie] / n_pos])
+
+
+def auc(scores: Float[Tensor, " edge"], truth: Bool[Tensor, " edge"]) -> float:
+    """Area under roc_curve: the chance a random true edge outranks a random other edge (ties count half).
+
+    Chapter 07: circuit discovery.
+    """
+    fpr, tpr = roc_curve(scores, truth)
+    return float(torch.trapezoid(tpr, fpr))
+
+
+def bootstrap_ci(
+    per_prompt: Float[Tensor, " prompt"], n_boot: int = 1000, level: float = 0.95, seed: int = 0, stat=None
+) -> tuple[float, float, float]:
+    """(estimate, low, high): a statistic of per-prompt values (default the mean) with a percentile bootstrap
+    interval, prompts resampled with replacement (seeded). `stat` maps a [n_boot, prompt] tensor to [n_boot]
+    (e.g. a ratio of means given stacked columns); with values [prompt, k] it gets [n_boot, prompt, k].
+
+    Chapter 07: circuit discovery. Exercise 07.7 (the reference).
+    """
+    x = torch.as_tensor(per_prompt).double()
+    expect_range(level, "level", 0.0, 1.0)
+    n = x.shape[0]
+    if n < 2:
+        raise TutorialInputError(f"a bootstrap needs at least 2 prompts, got {n}.")
+    stat = (lambda v: v.mean(1)) if stat is None else stat
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(n, (expect_int_at_least(n_boot, "n_boot", 10), n), generator=gen)
+    boots = stat(x[idx])
+    tail = (1 - level) / 2
+    low, high = torch.quantile(boots, torch.tensor([tail, 1 - tail], dtype=torch.float64))
+    return float(stat(x[None])[0]), float(low), float(high)

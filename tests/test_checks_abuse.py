@@ -108,7 +108,9 @@ def _abuser(kind: str, reference: Callable, flags: dict[str, bool]) -> Callable:
             return _walk(answer, lambda t: t.detach().cpu().numpy(), float)
         if kind in ("nan", "inf"):
             bad = math.nan if kind == "nan" else math.inf
-            return _walk(answer, _poison(bad), lambda _x: bad)
+            poisoned = _walk(answer, _poison(bad), lambda _x: bad)
+            flags["wrong"] |= not _same(poisoned, answer)  # an answer of whole numbers (heads) has nothing to poison
+            return poisoned
         if kind == "first_input_only":
             if not memo:
                 memo.append(answer)
@@ -160,7 +162,7 @@ class Outcome:
 
 def abuse(ex_id: str, kind: str) -> Outcome:
     ex = EXERCISES[ex_id]
-    flags = {"wrong": kind not in ("numpy", "mutating", "first_input_only")}
+    flags = {"wrong": kind not in ("numpy", "mutating", "first_input_only", "nan", "inf")}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         try:

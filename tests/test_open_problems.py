@@ -131,13 +131,13 @@ def test_transformer_flops():
 @pytest.mark.real
 def test_smollm2_head_detector_timing(smollm2):
     """The recorded figure of chapter 06, section 1, re-measured: SmolLM2's head detectors take about the
-    recorded 3.54 s (within a factor 2; the machine's load moves it), and about the recorded 10 heads with an
-    induction score above 0.4."""
+    recorded 10 heads with an induction score above 0.4. (The recorded 3.54 s is a timing: it is printed, not
+    asserted, since speed is measured by benchmarks, never by a timed test.)"""
     smol = smollm2
     toks = tasks.repeated_tokens(8, 15, smol.cfg.d_vocab, seed=0)
     t_smol = op.median_seconds(lambda: attention.head_scores(smol, toks))
+    print(f"SmolLM2 head detectors: {t_smol:.2f} s here (recorded 3.54 s)")
     assert op.unit_counts(smol.cfg)["heads"] == 270
-    assert 3.54 / 2 < t_smol < 3.54 * 2, t_smol
     assert 5 <= int((attention.head_scores(smol, toks)["induction"] > 0.4).sum()) <= 20  # recorded: 10
     assert attention.head_scores(smol, toks)["induction"].max() > 0.5
 

@@ -301,7 +301,7 @@ def steer_with_latent(
     """Mean probability of `token` at the positions `where` [batch, pos] after adding alpha * W_dec[latent]
     to the activation at `hook_name` at those positions.
 
-    Chapter 02: sparse autoencoders (steering with the depth latent).
+    Chapter 02: sparse autoencoders. (Steering with the depth latent.)
     """
     tokens = expect_ndim(tokens, 2, "tokens", "[batch, pos]")
     expect_shape(where, tuple(tokens.shape), "where", "[batch, pos]")
@@ -319,7 +319,7 @@ def steer_with_latent(
 def auroc(scores: Float[Tensor, " n"], labels: Tensor) -> float:
     """Probability that a random positive scores above a random negative (ties count half).
 
-    Chapter 02: sparse autoencoders (is a latent a detector for a binary label?).
+    Chapter 02: sparse autoencoders. (Is a latent a detector for a binary label?)
     """
     scores = expect_finite(expect_ndim(scores, 1, "scores", "[n]"), "scores")
     labels = expect_shape(labels, tuple(scores.shape), "labels", "[n]").bool().to(scores.device)

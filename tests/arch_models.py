@@ -47,3 +47,23 @@ def random_gpt2(device="cpu", seed: int = 0, n_layers: int = 3):
 
 
 ARCHITECTURES = {"llama": random_llama, "gpt2": random_gpt2}
+
+
+def out_proj_slice(model, layer: int, head: int) -> torch.Tensor:
+    """The slice of the wrapped Hugging Face model's output projection that carries `head`'s output."""
+    d_head, hf = model.cfg.d_head, model.original_model
+    if hasattr(hf, "transformer"):  # GPT-2's Conv1D: weight [in, out], input rows per head
+        return hf.transformer.h[layer].attn.c_proj.weight[head * d_head : (head + 1) * d_head]
+    return hf.model.layers[layer].self_attn.o_proj.weight[:, head * d_head : (head + 1) * d_head]
+
+
+@torch.no_grad()
+def loss_with_head_output_zeroed(model, tokens: torch.Tensor, layer: int, head: int) -> float:
+    """The model's loss with `head`'s slice of the output projection set to zero (restored afterwards)."""
+    w = out_proj_slice(model, layer, head)
+    saved = w.clone()
+    try:
+        w.zero_()
+        return model(tokens, return_type="loss").item()
+    finally:
+        w.copy_(saved)

@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 import transformer_lens.patching as tlp
-from arch_models import ARCHITECTURES, N_HEADS, N_KV_HEADS
+from arch_models import ARCHITECTURES, N_HEADS, N_KV_HEADS, loss_with_head_output_zeroed
 from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPrivateImportUsage]
 
 from tutorial_lib import attention, hooks, open_problems, patching, probing, sae, tasks
@@ -78,26 +78,12 @@ def test_kv_head_names_the_shared_key_head(model):
     assert [hooks.kv_head(model, h) for h in range(model.cfg.n_heads)] == [h // group for h in range(model.cfg.n_heads)]
 
 
-def _out_proj(model, layer, head):
-    """The slice of the wrapped Hugging Face model's output projection that carries `head`'s output."""
-    d_head, hf = model.cfg.d_head, model.original_model
-    if hasattr(hf, "transformer"):  # GPT-2's Conv1D: weight [in, out], input rows per head
-        return hf.transformer.h[layer].attn.c_proj.weight[head * d_head : (head + 1) * d_head]
-    return hf.model.layers[layer].self_attn.o_proj.weight[:, head * d_head : (head + 1) * d_head]
-
-
 @torch.no_grad()
 def test_head_ablation_equals_zeroing_the_heads_output_weights(model):
     tokens = tasks.repeated_tokens(2, 6, model.cfg.d_vocab, seed=0).to(model.cfg.device)
     layer, head = model.cfg.n_layers - 1, 1
     got = hooks.ablate_head_loss(model, tokens, layer, head)
-    w = _out_proj(model, layer, head)
-    saved = w.clone()
-    try:
-        w.zero_()
-        want = model(tokens, return_type="loss").item()
-    finally:
-        w.copy_(saved)
+    want = loss_with_head_output_zeroed(model, tokens, layer, head)
     assert got == pytest.approx(want, abs=1e-5)
     assert abs(got - model(tokens, return_type="loss").item()) > 1e-4  # the ablation changed something
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from arch_models import loss_with_head_output_zeroed
 from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPrivateImportUsage]
 
 from tutorial_lib import attention, hooks, organisms, tasks
@@ -67,13 +68,7 @@ def test_head_ablation_equals_zeroing_smollm2s_output_weights(smollm2):
     _, tokens, _ = _ioi(smollm2, 2)
     layer, head = 3, 4
     got = hooks.ablate_head_loss(smollm2, tokens, layer, head)
-    w = smollm2.original_model.model.layers[layer].self_attn.o_proj.weight[:, head * 64 : (head + 1) * 64]
-    saved = w.clone()
-    try:
-        w.zero_()
-        want = smollm2(tokens, return_type="loss").item()
-    finally:
-        w.copy_(saved)
+    want = loss_with_head_output_zeroed(smollm2, tokens, layer, head)
     assert got == pytest.approx(want, abs=1e-4)
 
 

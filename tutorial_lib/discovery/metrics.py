@@ -9,6 +9,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from ..sae.metrics import auroc
 from ..validation import TutorialInputError, expect_dtype, expect_int_at_least, expect_range
 from .edges import run_edges
 from .graph import build_graph
@@ -63,6 +64,18 @@ def top_k_mask(scores: Float[Tensor, "sender receiver"], k: int, valid: Tensor |
     return out.reshape(scores.shape)
 
 
+def _ranked_against(scores: Tensor, truth: Tensor) -> tuple[Tensor, Tensor]:
+    """Flattened float64 scores and bool truth, one entry per edge, with both classes present."""
+    scores, truth = scores.flatten().double(), expect_dtype(truth, "bool", "truth").flatten()
+    if scores.shape != truth.shape:
+        raise TutorialInputError(
+            f"scores and truth must hold one entry per edge; got {scores.shape} and {truth.shape}."
+        )
+    if bool(truth.all()) or not bool(truth.any()):
+        raise TutorialInputError("truth must hold both circuit and non-circuit edges to draw a ROC curve.")
+    return scores, truth
+
+
 def roc_curve(
     scores: Float[Tensor, " edge"], truth: Bool[Tensor, " edge"]
 ) -> tuple[Float[Tensor, " point"], Float[Tensor, " point"]]:
@@ -71,14 +84,8 @@ def roc_curve(
 
     Chapter 07: circuit discovery. Exercise 07.5 (the reference).
     """
-    scores, truth = scores.flatten().double(), expect_dtype(truth, "bool", "truth").flatten()
-    if scores.shape != truth.shape:
-        raise TutorialInputError(
-            f"scores and truth must hold one entry per edge; got {scores.shape} and {truth.shape}."
-        )
+    scores, truth = _ranked_against(scores, truth)
     n_pos, n_neg = int(truth.sum()), int((~truth).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise TutorialInputError("truth must hold both circuit and non-circuit edges to draw a ROC curve.")
     order = torch.argsort(scores, descending=True, stable=True)
     s, t = scores[order], truth[order].double()
     tps, fps = torch.cumsum(t, 0), torch.cumsum(1 - t, 0)
@@ -88,12 +95,13 @@ def roc_curve(
 
 
 def auc(scores: Float[Tensor, " edge"], truth: Bool[Tensor, " edge"]) -> float:
-    """Area under roc_curve: the chance a random true edge outranks a random other edge (ties count half).
+    """Area under roc_curve: the chance a random true edge outranks a random other edge (ties count half),
+    computed by `sae.auroc` (the one implementation).
 
     Chapter 07: circuit discovery.
     """
-    fpr, tpr = roc_curve(scores, truth)
-    return float(torch.trapezoid(tpr, fpr))
+    scores, truth = _ranked_against(scores, truth)
+    return auroc(scores, truth)
 
 
 def bootstrap_ci(

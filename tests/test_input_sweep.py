@@ -40,14 +40,6 @@ NO_CASE = {
     "probing.DiffMeansProbe", "probing.LogisticProbe", "probing.RidgeProbe",
     # the progress bar re-exported by training (tested in tests/test_progress.py)
     "training.progress",
-    # added in the 2026-12-05 stop without a bad-input case yet (their own tests cover good inputs only):
-    # a known gap, named in that stop's closing note, to be swept like the rest
-    "attention.crossing_step", "attention.find_copy_heads", "attention.icl_score", "attention.induction_survey",
-    "attention.probe_measures", "attention.seen_distance", "attention.stored_survey", "attention.survey_probe",
-    "open_problems.bootstrap_rank_correlation", "open_problems.find_circuit", "open_problems.head_z_at",
-    "open_problems.random_transformer", "open_problems.replacement_distances", "open_problems.replacement_verdicts",
-    "patching.embedding_noise", "patching.greedy_head_set", "patching.noise_patch", "patching.patch_head_group",
-    "sae.auroc", "sae.ev_at_l0", "sae.matched_gaps", "sae.smoothed", "sae.steer_with_latent", "sae.sweep_frontier",
     "sae.FrontierPoint",  # a result container
 }  # fmt: skip
 
@@ -628,9 +620,89 @@ def _cases_superposition() -> list[tuple[str, str, object]]:
     ]  # fmt: skip
 
 
+def rep() -> torch.Tensor:
+    """[BOS, x, x]-shaped tokens (odd length) for the copy-head search."""
+    return torch.randint(1, 40, (2, 7), generator=torch.Generator().manual_seed(0))
+
+
+def _cases_added_2026_12() -> list[tuple[str, str, object]]:
+    """Functions added in the 2026-12-05 stop: chapter 02 frontier, 05 survey/monitor, 06 experiments, 04 noise."""
+    m, t = model, toks
+
+    def pts():
+        return sae.sweep_frontier(
+            torch.randn(64, 8), torch.randn(32, 8), None, ks=(2,), l1_coeffs=(1.0,), steps=2, batch_size=16
+        )
+
+    return [
+        ("attention.crossing_step", "length mismatch", lambda: attention.crossing_step([0, 1, 2], [1.0, 0.5])),
+        ("attention.crossing_step", "fraction 2", lambda: attention.crossing_step([0, 1, 2], [1.0, 0.5, 0.1], fraction=2.0)),
+        ("attention.crossing_step", "zero window", lambda: attention.crossing_step([0, 1, 2], [1.0, 0.5, 0.1], window=0)),
+        ("attention.crossing_step", "NaN values", lambda: attention.crossing_step([0, 1, 2], [1.0, NAN, 0.1])),
+        ("attention.find_copy_heads", "negative max_heads", lambda: attention.find_copy_heads(m(), rep(), max_heads=-1)),
+        ("attention.find_copy_heads", "out-of-vocab", lambda: attention.find_copy_heads(m(), rep() + 100)),
+        ("attention.icl_score", "1-D loss", lambda: attention.icl_score(torch.rand(6))),
+        ("attention.icl_score", "NaN loss", lambda: attention.icl_score(torch.full((2, 60), NAN))),
+        ("attention.icl_score", "too short", lambda: attention.icl_score(torch.rand(2, 3))),
+        ("attention.induction_survey", "top 0", lambda: attention.induction_survey(m(), t(), top=0)),
+        ("attention.induction_survey", "float tokens", lambda: attention.induction_survey(m(), t().float())),
+        ("attention.probe_measures", "not a probe", lambda: attention.probe_measures(m(), "probe")),
+        ("attention.seen_distance", "float tokens", lambda: attention.seen_distance(t().float())),
+        ("attention.seen_distance", "1-D", lambda: attention.seen_distance(t()[0])),
+        ("attention.stored_survey", "unknown name", lambda: attention.stored_survey("gpt-9")),
+        ("attention.survey_probe", "not a model", lambda: attention.survey_probe("model")),
+        ("open_problems.bootstrap_rank_correlation", "shape mismatch",
+         lambda: open_problems.bootstrap_rank_correlation(torch.rand(5), torch.rand(4, 10))),
+        ("open_problems.bootstrap_rank_correlation", "zero n_boot",
+         lambda: open_problems.bootstrap_rank_correlation(torch.rand(5), torch.rand(5, 10), n_boot=0)),
+        ("open_problems.bootstrap_rank_correlation", "NaN x",
+         lambda: open_problems.bootstrap_rank_correlation(torch.full((5,), NAN), torch.rand(5, 10))),
+        ("open_problems.find_circuit", "negative max_heads", lambda: open_problems.find_circuit(m(), t(), metric, {}, max_heads=-1)),
+        ("open_problems.find_circuit", "means not a dict", lambda: open_problems.find_circuit(m(), t(), metric, "means")),
+        ("open_problems.head_z_at", "layer out of range", lambda: open_problems.head_z_at(m(), t(), torch.tensor([1, 2]), 5)),
+        ("open_problems.head_z_at", "positions wrong length", lambda: open_problems.head_z_at(m(), t(), torch.tensor([1, 2, 3]), 0)),
+        ("open_problems.head_z_at", "position out of range", lambda: open_problems.head_z_at(m(), t(), torch.tensor([1, 9]), 0)),
+        ("open_problems.random_transformer", "zero layers", lambda: open_problems.random_transformer(0, 16)),
+        ("open_problems.random_transformer", "float d_model", lambda: open_problems.random_transformer(1, 16.5)),
+        ("open_problems.replacement_distances", "negative ridge",
+         lambda: open_problems.replacement_distances(m(), t(), t(), t(), 0, torch.tensor([0]), ridge=-1.0)),
+        ("open_problems.replacement_distances", "layer out of range",
+         lambda: open_problems.replacement_distances(m(), t(), t(), t(), 7, torch.tensor([0]))),
+        ("open_problems.replacement_verdicts", "not a dict", lambda: open_problems.replacement_verdicts("dist")),
+        ("open_problems.replacement_verdicts", "missing keys", lambda: open_problems.replacement_verdicts({})),
+        ("open_problems.replacement_verdicts", "negative tolerance", lambda: open_problems.replacement_verdicts({}, -0.1)),
+        ("patching.embedding_noise", "negative scale", lambda: patching.embedding_noise(m(), t(), torch.tensor([[1], [2]]), scale=-1.0)),
+        ("patching.embedding_noise", "position out of range", lambda: patching.embedding_noise(m(), t(), torch.tensor([[1], [9]]))),
+        ("patching.embedding_noise", "float positions", lambda: patching.embedding_noise(m(), t(), torch.tensor([[1.0], [2.0]]))),
+        ("patching.greedy_head_set", "zero max_heads", lambda: patching.greedy_head_set(m(), t(), t(), metric, max_heads=0)),
+        ("patching.greedy_head_set", "shape mismatch", lambda: patching.greedy_head_set(m(), t(), t()[:1], metric)),
+        ("patching.noise_patch", "bad grid", lambda: patching.noise_patch(m(), t(), metric, torch.tensor([[1], [2]]), grid="heads!")),
+        ("patching.noise_patch", "NaN scale", lambda: patching.noise_patch(m(), t(), metric, torch.tensor([[1], [2]]), scale=NAN)),
+        ("patching.patch_head_group", "head out of range", lambda: patching.patch_head_group(m(), t(), t(), metric, [(0, 9)])),
+        ("patching.patch_head_group", "layer out of range", lambda: patching.patch_head_group(m(), t(), t(), metric, [(5, 0)])),
+        ("patching.patch_head_group", "not pairs", lambda: patching.patch_head_group(m(), t(), t(), metric, [0, 1])),
+        ("sae.auroc", "length mismatch", lambda: sae.auroc(torch.rand(5), torch.tensor([0, 1, 0]))),
+        ("sae.auroc", "one class", lambda: sae.auroc(torch.rand(3), torch.tensor([1, 1, 1]))),
+        ("sae.auroc", "NaN scores", lambda: sae.auroc(torch.tensor([NAN, 0.1, 0.2]), torch.tensor([0, 1, 0]))),
+        ("sae.ev_at_l0", "empty points", lambda: sae.ev_at_l0([], 5.0)),
+        ("sae.ev_at_l0", "negative l0", lambda: sae.ev_at_l0(pts(), -1.0)),
+        ("sae.matched_gaps", "zero n", lambda: sae.matched_gaps(pts(), n=0)),
+        ("sae.smoothed", "zero width", lambda: sae.smoothed([1.0, 2.0], width=0)),
+        ("sae.smoothed", "NaN values", lambda: sae.smoothed([1.0, NAN])),
+        ("sae.steer_with_latent", "latent out of range",
+         lambda: sae.steer_with_latent(m(), small_sae(), t(), hook_name(), 99, 1.0, torch.ones(2, 6, dtype=torch.bool), 1)),
+        ("sae.steer_with_latent", "bad hook name",
+         lambda: sae.steer_with_latent(m(), sae.make_sae("relu", 32, 16), t(), "blocks.9.nope", 0, 1.0, torch.ones(2, 6, dtype=torch.bool), 1)),
+        ("sae.steer_with_latent", "token out of vocab",
+         lambda: sae.steer_with_latent(m(), sae.make_sae("relu", 32, 16), t(), hook_name(), 0, 1.0, torch.ones(2, 6, dtype=torch.bool), 99)),
+        ("sae.sweep_frontier", "zero steps", lambda: sae.sweep_frontier(torch.randn(8, 4), torch.randn(8, 4), None, steps=0)),
+        ("sae.sweep_frontier", "width mismatch", lambda: sae.sweep_frontier(torch.randn(8, 4), torch.randn(8, 5), None, steps=1)),
+    ]  # fmt: skip
+
+
 def all_cases() -> list[tuple[str, str, object]]:
     return (_cases_base() + _cases_tasks() + _cases_patching() + _cases_probing() + _cases_open_problems()
-            + _cases_attention() + _cases_sae() + _cases_superposition())  # fmt: skip
+            + _cases_attention() + _cases_sae() + _cases_superposition() + _cases_added_2026_12())  # fmt: skip
 
 
 # --------------------------------------------------------------------------- running and classifying

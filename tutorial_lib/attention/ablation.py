@@ -13,7 +13,14 @@ from torch import Tensor
 from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPrivateImportUsage]
 
 from ..hooks import ABLATIONS, head_ablation_hook, per_token_loss
-from ..validation import TutorialInputError, expect_choice, expect_tokens, model_device
+from ..validation import (
+    TutorialInputError,
+    expect_choice,
+    expect_int_at_least,
+    expect_number,
+    expect_tokens,
+    model_device,
+)
 from .masks import resolve_batch
 
 
@@ -140,6 +147,9 @@ def find_copy_heads(
     `first_tolerance`; [] if none does.
 
     Exercise 05.8 (an open exercise: any set with the property passes). Chapter 05: induction heads."""
+    max_heads = expect_int_at_least(max_heads, "max_heads", 1)
+    expect_number(rise, "rise")
+    expect_number(first_tolerance, "first_tolerance", 0.0)
     clean = ablated_loss(model, tokens, [])
     heads = [(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
     for size in range(1, max_heads + 1):

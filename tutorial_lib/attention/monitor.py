@@ -98,7 +98,13 @@ def icl_score(loss: Float[Tensor, "batch pos"]) -> float:
     early ones (the last and the first quarter of the predictions, BOS and the target-less last position
     left out). Negative when later tokens are predicted better because of what came before.
     Chapter 05: induction heads."""
+    loss = expect_ndim(loss, 2, "loss", "[batch, pos]")
+    if loss.shape[1] < 4:
+        raise TutorialInputError(
+            f"loss needs at least 4 positions to compare early with late ones, got {loss.shape[1]}."
+        )
     n = loss.shape[1] - 1  # predictions at positions 0 .. n - 1
+    expect_finite(loss[:, :n], "loss")
     quarter = max(1, (n - 1) // 4)
     return (loss[:, n - quarter : n].mean() - loss[:, 1 : 1 + quarter].mean()).item()
 

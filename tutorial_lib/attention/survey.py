@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..tasks import repeated_tokens
-from ..validation import TutorialInputError, expect_int_at_least
+from ..validation import TutorialInputError, expect_int_at_least, expect_model
 from .ablation import ablated_loss, repeat_losses
 from .masks import resolve_batch
 from .scores import head_scores
@@ -26,6 +26,7 @@ def survey_probe(model) -> Tensor:
     """The stored surveys' probe for `model`: `PROBE` rows of [BOS, x, x] with the model's BOS token (0 if none).
 
     Chapter 05: induction heads."""
+    expect_model(model)
     tokenizer = getattr(model, "tokenizer", None)
     bos = getattr(tokenizer, "bos_token_id", None)
     return repeated_tokens(PROBE["batch"], PROBE["half_len"], model.cfg.d_vocab, bos=0 if bos is None else bos,

@@ -15,9 +15,12 @@ from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPri
 from ..validation import (
     TutorialInputError,
     expect_finite,
+    expect_ids,
+    expect_index,
     expect_int_at_least,
     expect_model,
     expect_ndim,
+    expect_number,
     expect_shape,
     expect_tokens,
 )
@@ -32,6 +35,8 @@ def head_z_at(model, tokens: Int[Tensor, "batch pos"], positions: Int[Tensor, " 
     """
     tokens = expect_tokens(tokens, "tokens", expect_model(model))
     positions = expect_shape(torch.as_tensor(positions), (tokens.shape[0],), "positions", "[batch]")
+    expect_ids(positions, "positions", tokens.shape[1])
+    layer = expect_index(layer, "layer", model.cfg.n_layers)
     name = get_act_name("z", layer)
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=name)
@@ -45,6 +50,12 @@ def replacement_distances(model, fit, held, ref, layer: int, pick: Tensor, ridge
 
     Chapter 06: open problems as experiments (interventions go off-distribution). Reference for Exercise 06.8.
     """
+    for what, d in (("fit", fit), ("held", held), ("ref", ref)):
+        if not (hasattr(d, "tokens") and hasattr(d, "end_pos")):
+            raise TutorialInputError(
+                f"{what} must be a prompt batch with .tokens and .end_pos (tasks.ioi), got {type(d).__name__}."
+            )
+    expect_number(ridge, "ridge", 0.0)
     z_fit, z_held, z_ref = (head_z_at(model, d.tokens, d.end_pos, layer) for d in (fit, held, ref))
     out = {}
     for h in range(z_fit.shape[1]):
@@ -67,6 +78,16 @@ def replacement_verdicts(dist: dict, resample_tolerance: float = 0.15) -> dict:
 
     Chapter 06: open problems as experiments (interventions go off-distribution).
     """
+    expect_number(resample_tolerance, "resample_tolerance", 0.0)
+    keys = {"held-out", "mean", "resample", "zero"}
+    if (
+        not isinstance(dist, dict)
+        or not dist
+        or any(not isinstance(v, dict) or not keys <= set(v) for v in dist.values())
+    ):
+        raise TutorialInputError(
+            f"dist must be replacement_distances' non-empty {{head: {{{', '.join(sorted(keys))}}}}} dict."
+        )
     held = {k: v["held-out"] for k, v in dist.items()}
     return {
         "mean_far_inside": all(float(v["mean"].max()) < 0.5 * float(held[k].min()) for k, v in dist.items()),
@@ -93,6 +114,7 @@ def bootstrap_rank_correlation(
     )
     if correct.shape[0] != x.shape[0]:
         raise TutorialInputError(f"correct must have one row per item of x ({x.shape[0]}), got {correct.shape[0]}.")
+    n_boot = expect_int_at_least(n_boot, "n_boot", 1)
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(correct.shape[1], (n_boot, correct.shape[1]), generator=gen)
     acc = correct[:, idx].mean(-1)  # [n_items, n_boot]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..validation import TutorialInputError, expect_int_at_least
+from ..validation import TutorialInputError, expect_finite, expect_int_at_least, expect_number
 from .architectures import ReLUSAE, TopKSAE
 from .metrics import evaluate, feature_recovery
 from .training import TrainHistory, train_sae
@@ -80,6 +80,7 @@ def ev_at_l0(points: Sequence[FrontierPoint], l0: float) -> float:
     pts = sorted((p.l0, p.ev) for p in points)
     if not pts:
         raise TutorialInputError("ev_at_l0 needs at least one frontier point.")
+    expect_number(l0, "l0", 1e-12)
     return float(np.interp(np.log(l0), [np.log(p[0]) for p in pts], [p[1] for p in pts]))
 
 
@@ -88,6 +89,7 @@ def matched_gaps(points: Sequence[FrontierPoint], n: int = 3) -> tuple[list[floa
 
     Chapter 02: sparse autoencoders.
     """
+    n = expect_int_at_least(n, "n", 1)
     topk = [p for p in points if p.arch == "topk"]
     relu = [p for p in points if p.arch == "relu"]
     if not topk or not relu:
@@ -107,7 +109,8 @@ def smoothed(values: Sequence[float], width: int = 5) -> list[float]:
 
     Chapter 02: sparse autoencoders.
     """
-    t = torch.tensor(list(values), dtype=torch.float64)
+    width = expect_int_at_least(width, "width", 1)
+    t = expect_finite(torch.tensor(list(values), dtype=torch.float64), "values")
     if len(t) < width:
         return t.tolist()
     return torch.nn.functional.avg_pool1d(t[None, None], width, 1).flatten().tolist()

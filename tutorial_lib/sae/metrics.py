@@ -305,8 +305,15 @@ def steer_with_latent(
     """
     tokens = expect_ndim(tokens, 2, "tokens", "[batch, pos]")
     expect_shape(where, tuple(tokens.shape), "where", "[batch, pos]")
+    if not isinstance(sae, SAE):
+        raise TutorialInputError(f"sae must be a tutorial_lib.sae.SAE, got {type(sae).__name__}.")
     if not 0 <= int(latent) < sae.d_sae:
         raise TutorialInputError(f"latent must be in [0, {sae.d_sae}), got {latent}.")
+    d_vocab = expect_model(model).cfg.d_vocab
+    if not 0 <= int(token) < d_vocab:
+        raise TutorialInputError(f"token must be a token id in [0, {d_vocab}), got {token}.")
+    if hook_name not in model.hook_dict:
+        raise TutorialInputError(f"hook_name {hook_name!r} is not a hook point of this model.")
     mask = where.to(sae.W_dec.device).bool()
 
     def steer(act, hook):  # noqa: ARG001 - TransformerLens passes the hook point as `hook`

@@ -306,3 +306,47 @@ def test_or_reference_falls_back_visibly(ex_id, capsys):
         return 12345
 
     assert ex.check(wrong).or_reference() is ex.reference
+
+
+def _attention_without_output_bias(model, x, layer):
+    from tutorial_lib import forward_pass
+
+    return forward_pass.attention_layer(model, x, layer) - model.blocks[layer].attn.b_O
+
+
+def _block_without_residual(model, resid_pre, layer):
+    from tutorial_lib import forward_pass
+
+    return forward_pass.transformer_block(model, resid_pre, layer) - resid_pre
+
+
+def _grid_with_flipped_sign(model, tokens):
+    from tutorial_lib import hooks
+
+    return -hooks.mean_ablation_grid(model, tokens)
+
+
+def _grid_of_zero_ablation(model, tokens):
+    from tutorial_lib import hooks
+
+    clean = model(tokens, return_type="loss").item()
+    return torch.tensor(
+        [[hooks.ablate_head_loss(model, tokens, layer, head) - clean for head in range(model.cfg.n_heads)]
+         for layer in range(model.cfg.n_layers)]
+    )  # fmt: skip
+
+
+@pytest.mark.usefixtures("capsys")
+@pytest.mark.parametrize(
+    "ex_id,broken,hint",
+    [
+        ("00.6", _attention_without_output_bias, "output bias"),
+        ("00.7", _block_without_residual, "residual stream is missing"),
+        ("00.8", _grid_with_flipped_sign, "sign is flipped"),
+        ("00.8", _grid_of_zero_ablation, "zero-ablation"),
+        ("00.9", lambda *_: [(1, 1)], "leaves"),
+    ],
+)
+def test_chapter_00_checks_name_the_mistake(ex_id, broken, hint):
+    result = EXERCISES[ex_id].check(broken)
+    assert result.status == "failed" and hint in result.hint, result.hint

@@ -350,3 +350,45 @@ def _grid_of_zero_ablation(model, tokens):
 def test_chapter_00_checks_name_the_mistake(ex_id, broken, hint):
     result = EXERCISES[ex_id].check(broken)
     assert result.status == "failed" and hint in result.hint, result.hint
+
+
+def _train_without_seeded_generator(model, steps, batch_size, lr, seed=0, log_every=0):  # noqa: ARG001
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for step in range(steps):
+        loss = model.loss(model.generate_batch(batch_size))
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+        if log_every and (step % log_every == 0 or step == steps - 1):
+            history.append(loss.detach())
+    return torch.stack(history) if history else loss.detach()[None]
+
+
+def _train_on_a_copy(model, steps, batch_size, lr, seed=0, log_every=0):
+    import copy
+
+    from tutorial_lib import superposition as sp
+
+    return sp.train(copy.deepcopy(model), steps, batch_size, lr, seed, log_every)
+
+
+def _unpacked(*_):
+    W = torch.zeros(20, 5)
+    W[torch.arange(5), torch.arange(5)] = 1.0
+    return W, torch.zeros(20), 0.01
+
+
+@pytest.mark.usefixtures("capsys")
+@pytest.mark.parametrize(
+    "ex_id,broken,hint",
+    [
+        ("01.4", _train_without_seeded_generator, "generate_batch(batch_size, g)"),
+        ("01.4", _train_on_a_copy, "weights did not change"),
+        ("01.5", _unpacked, "at least 10"),
+        ("01.5", lambda: (torch.randn(20, 5), torch.zeros(20), 0.5), "between 0.001 and 0.1"),
+    ],
+)
+def test_chapter_01_checks_name_the_mistake(ex_id, broken, hint):
+    result = EXERCISES[ex_id].check(broken)
+    assert result.status == "failed" and hint in result.hint, result.hint

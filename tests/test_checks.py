@@ -392,3 +392,36 @@ def _unpacked(*_):
 def test_chapter_01_checks_name_the_mistake(ex_id, broken, hint):
     result = EXERCISES[ex_id].check(broken)
     assert result.status == "failed" and hint in result.hint, result.hint
+
+
+def _directions_not_orthogonal(X, direction, n=8, k=8, seed=0):
+    centred = X - X.mean(0)
+    basis = torch.linalg.svd(centred, full_matrices=False).Vh[:k]
+    cand = torch.randn(64 * n, basis.shape[0], generator=torch.Generator().manual_seed(seed)) @ basis
+    cand = cand / cand.norm(dim=-1, keepdim=True)
+    target = (centred @ (direction / direction.norm())).var()
+    return cand[((centred @ cand.T).var(0) - target).abs().argsort()[:n]]
+
+
+def _code_length_in_nats(X, y, n_classes, fractions=(0.05, 0.1, 0.2, 0.4, 0.7, 1.0), seed=0):
+    import math
+
+    from tutorial_lib import probing
+
+    out = probing.online_code_length(X, y, n_classes, fractions, seed)
+    return {**out, "online": out["online"] * math.log(2)}
+
+
+@pytest.mark.usefixtures("capsys")
+@pytest.mark.parametrize(
+    "ex_id,broken,hint",
+    [
+        ("03.7", _directions_not_orthogonal, "orthogonal"),
+        ("03.8", _code_length_in_nats, "nats"),
+        ("03.9", lambda model, *_: torch.zeros(model.cfg.d_model), "needs > 0.5"),
+        ("03.9", lambda model, *_: torch.ones(model.cfg.d_model) * 100, "budget"),
+    ],
+)
+def test_chapter_03_checks_name_the_mistake(ex_id, broken, hint):
+    result = EXERCISES[ex_id].check(broken)
+    assert result.status == "failed" and hint in result.hint, result.hint

@@ -690,6 +690,22 @@ def _cases_added_2026_12() -> list[tuple[str, str, object]]:
         ("forward_pass.transformer_block", "2-D input", lambda: forward_pass.transformer_block(m(), torch.zeros(3, 32), 0)),
         ("forward_pass.transformer_block", "not a model",
          lambda: forward_pass.transformer_block("model", torch.zeros(1, 3, 32), 0)),
+        ("probing.mlp_probe_accuracy", "float labels", lambda: probing.mlp_probe_accuracy(
+            torch.randn(8, 3), torch.rand(8), torch.randn(4, 3), torch.zeros(4, dtype=torch.long))),
+        ("probing.train_mlp_probe", "one class", lambda: probing.train_mlp_probe(
+            torch.randn(8, 3), torch.zeros(8, dtype=torch.long), 1)),
+        ("probing.variance_matched_directions", "zero direction",
+         lambda: probing.variance_matched_directions(torch.randn(10, 3), torch.zeros(3))),
+        ("probing.variance_matched_directions", "wrong width",
+         lambda: probing.variance_matched_directions(torch.randn(10, 3), torch.ones(4))),
+        ("probing.online_code_length", "fractions not ending at 1", lambda: probing.online_code_length(
+            torch.randn(10, 2), torch.zeros(10, dtype=torch.long), 2, fractions=(0.5, 0.9))),
+        ("probing.online_code_length", "NaN X", lambda: probing.online_code_length(
+            torch.full((10, 2), NAN), torch.zeros(10, dtype=torch.long), 2)),
+        ("probing.depth0_close_probability", "depth shape", lambda: probing.depth0_close_probability(
+            m(), t(), torch.zeros(3, 3), "blocks.0.hook_resid_post", torch.zeros(32), 1)),
+        ("probing.find_steering_vector", "bad hook", lambda: probing.find_steering_vector(
+            m(), t(), torch.zeros(2, 6), "blocks.9.nope")),
         ("attention.crossing_step", "length mismatch", lambda: attention.crossing_step([0, 1, 2], [1.0, 0.5])),
         ("attention.crossing_step", "fraction 2", lambda: attention.crossing_step([0, 1, 2], [1.0, 0.5, 0.1], fraction=2.0)),
         ("attention.crossing_step", "zero window", lambda: attention.crossing_step([0, 1, 2], [1.0, 0.5, 0.1], window=0)),

@@ -5,6 +5,7 @@ its exercise id in its docstring."""
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 from torch import Tensor
@@ -185,3 +186,69 @@ def check_steered_logits(fn):
             hint="add strength * vector to the activation at every position (act + strength * vector "
             "broadcasts over batch and pos), without normalising the vector.",
         )
+
+
+@exercise("03.7", "Variance-matched random directions", reference=probing.variance_matched_directions)
+def check_variance_matched_directions(fn):
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(300, 12, generator=g) * torch.linspace(3.0, 0.2, 12)  # anisotropic, like activations
+    direction = torch.randn(12, generator=g)
+    got = call_student(fn, X.clone(), direction.clone(), n=5, k=4, seed=3)
+    want = probing.variance_matched_directions(X, direction, n=5, k=4, seed=3)
+    if isinstance(got, Tensor) and got.shape == want.shape:
+        if not torch.allclose(got.norm(dim=-1), torch.ones(5), atol=1e-4):
+            raise Mismatch("return unit vectors: normalise each candidate (divide by its norm).")
+        if (got @ (direction / direction.norm())).abs().max() > 1e-4:
+            raise Mismatch("the directions must be orthogonal to `direction`: remove it from the centred X "
+                           "before the SVD, so that the principal directions avoid it.")  # fmt: skip
+    compare(
+        got,
+        want,
+        "the variance-matched directions [n, d]",
+        atol=1e-4,
+        hint="centre X; project `direction` out; basis = the top k rows of torch.linalg.svd(rest, "
+        "full_matrices=False).Vh; candidates = torch.randn(64 * n, k, generator=torch.Generator().manual_seed(seed)) "
+        "@ basis, normalised; keep the n whose variance (centred @ candidates.T).var(0) is closest to the variance "
+        "along the unit direction, in order of closeness.",
+    )
+
+
+@exercise("03.8", "The online code length", reference=probing.online_code_length)
+def check_online_code_length(fn):
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(200, 6, generator=g)
+    y = (X[:, 0] + 0.5 * torch.randn(200, generator=g) > 0).long()
+    got = call_student(fn, X.clone(), y.clone(), 2)
+    want = probing.online_code_length(X, y, 2)
+    if isinstance(got, dict) and "online" in got and isinstance(got["online"], float | int):
+        if abs(got["online"] - want["uniform"]) < 1e-3:
+            raise Mismatch("your online code length equals the uniform code: only the first block uses the "
+                           "uniform code; code each later block with a probe trained on the rows before it.")  # fmt: skip
+        if abs(got["online"] / math.log(2) - want["online"]) < 1e-2 * want["online"]:
+            raise Mismatch("the code length looks like nats: divide natural-log code lengths by log(2) for bits.")
+    compare(got, want, "the code lengths", atol=1e-2, rtol=1e-3,
+            hint="first put the rows in the order torch.randperm(len(y), generator=torch.Generator().manual_seed(seed)); "
+            "cut at ends = [max(1, round(f * len(y)))]; the first block costs ends[0] * log2(C); each later "
+            "block costs -sum(log2 p(y | x)) under train_logistic_probe(X[:start], y[:start], C).")  # fmt: skip
+
+
+@exercise("03.9", "A steering vector that closes brackets (open)", reference=probing.find_steering_vector)
+def check_find_steering_vector(fn):
+    from .. import organisms, tasks
+
+    model, hook = organisms.load("toy-lm"), "blocks.0.hook_resid_post"
+    close = tasks.WORD_TO_ID[")"]
+    fit, fresh = tasks.brackets(80, n_words=24, seed=11), tasks.brackets(80, n_words=24, seed=12)
+    got = call_student(fn, model, fit.tokens, fit.can_close, hook)
+    if not isinstance(got, Tensor) or tuple(got.shape) != (model.cfg.d_model,) or not torch.isfinite(got).all():
+        raise Mismatch(f"return a finite vector of shape ({model.cfg.d_model},), got {got!r:.100}.")
+    with torch.no_grad():
+        _, cache = model.run_with_cache(fit.tokens, names_filter=hook)
+    act, labels = cache[hook][:, 1:].reshape(-1, model.cfg.d_model), fit.can_close[:, 1:].reshape(-1).long()
+    budget = 1.5 * steering_vector(act, labels).norm().item()
+    if got.norm().item() > budget + 1e-4:
+        raise Mismatch(f"your vector's norm is {got.norm().item():.1f}; the budget is 1.5 |v| = {budget:.1f}.")
+    p = probing.depth0_close_probability(model, fresh.tokens, fresh.depth, hook, got.detach().float(), close)
+    if p <= 0.5:
+        raise Mismatch(f"on new prompts, mean P(')') at depth 0 is {p:.2f} with your vector (needs > 0.5): "
+                       "go further along the difference of means, within the budget.")  # fmt: skip

@@ -11,6 +11,7 @@ the hook flattened), `C` classes, `S` steering strengths, `k` chosen output toke
 
 from __future__ import annotations
 
+from .baselines import mlp_probe_accuracy, online_code_length, train_mlp_probe, variance_matched_directions
 from .controls import ControlResult, control_labels, control_task
 from .datasets import (
     Positions,
@@ -28,7 +29,9 @@ from .interventions import (
     InterventionResult,
     Metric,
     SteeringResult,
+    depth0_close_probability,
     direction_hook,
+    find_steering_vector,
     intervene,
     is_monotonic,
     project_out,
@@ -56,6 +59,12 @@ from .probes import (
 from .sweep import SweepResult, layer_sweep
 
 __all__ = [
+    "depth0_close_probability",
+    "find_steering_vector",
+    "mlp_probe_accuracy",
+    "online_code_length",
+    "train_mlp_probe",
+    "variance_matched_directions",
     "PROBES",
     "ControlResult",
     "DiffMeansProbe",

@@ -275,3 +275,36 @@ def steered_logits(model, tokens: Tensor, hook_name: str, vector: Tensor, streng
     fn = direction_hook(vector, "add", strength, "all")
     tokens = expect_tokens(tokens, "tokens", expect_model(model))
     return model.run_with_hooks(tokens, fwd_hooks=[(hook_name, fn)])
+
+
+def depth0_close_probability(
+    model, tokens: Int[Tensor, "batch pos"], depth: Tensor, hook_name: str, vector: Tensor, close_id: int
+) -> float:
+    """Mean P(`close_id`) at the depth-0 positions (BOS and the last position left out) with `vector`
+    added at `hook_name` at every position: what Exercise 03.9 asks to push above 0.5.
+
+    Chapter 03: probing (steering)."""
+    tokens = expect_tokens(tokens, "tokens", expect_model(model))
+    hook_name = check_hook(model, hook_name)
+    depth = expect_shape(torch.as_tensor(depth), tuple(tokens.shape), "depth", "[batch, pos]")
+    outside = depth == 0
+    outside[:, 0] = outside[:, -1] = False
+    with torch.no_grad():
+        probs = steered_logits(model, tokens, hook_name, vector, 1.0).softmax(-1)[..., close_id]
+    return probs[outside].mean().item()
+
+
+def find_steering_vector(
+    model, tokens: Int[Tensor, "batch pos"], can_close: Tensor, hook_name: str
+) -> Float[Tensor, " d"]:
+    """A vector that makes the model predict `)` where no bracket is open: 1.5 times the difference of the
+    mean activations at `hook_name` with and without an open bracket (BOS left out).
+
+    Exercise 03.9 (an open exercise: any vector with the measured property passes). Chapter 03: probing."""
+    tokens = expect_tokens(tokens, "tokens", expect_model(model))
+    hook_name = check_hook(model, hook_name)
+    expect_shape(torch.as_tensor(can_close), tuple(tokens.shape), "can_close", "[batch, pos]")
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=hook_name)
+    act, labels = cache[hook_name][:, 1:], torch.as_tensor(can_close)[:, 1:].long()
+    return 1.5 * steering_vector(act.reshape(-1, act.shape[-1]), labels.reshape(-1))

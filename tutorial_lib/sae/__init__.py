@@ -50,6 +50,8 @@ from .metrics import (
     l0_norm,
     latent_label_correlation,
     loss_recovered,
+    match_features,
+    recovered_vs_mean,
     shared_latent_fraction,
     steer_with_latent,
 )
@@ -57,7 +59,7 @@ from .pretrained import FRONTIER_DIR, FRONTIER_RECIPE, build_frontier, frontier_
 from .sparse import gather_latents, topk_decode_sparse, topk_encode_sparse, use_sparse_topk
 from .splitting import Split, feature_splits
 from .synthetic import feature_frequencies, synthetic_activations
-from .training import TrainHistory, default_dead_window, train_sae, training_step
+from .training import TrainHistory, default_dead_window, train_sae, train_sparse_sae, train_topk, training_step
 
 __all__ = [
     "ARCHITECTURES",
@@ -96,6 +98,10 @@ __all__ = [
     "sweep_frontier",
     "score_point",
     "seed_agreement",
+    "match_features",
+    "recovered_vs_mean",
+    "train_topk",
+    "train_sparse_sae",
     "Split",
     "feature_splits",
     "FRONTIER_DIR",

@@ -308,6 +308,92 @@ def test_or_reference_falls_back_visibly(ex_id, capsys):
     assert ex.check(wrong).or_reference() is ex.reference
 
 
+def _attention_without_output_bias(model, x, layer):
+    from tutorial_lib import forward_pass
+
+    return forward_pass.attention_layer(model, x, layer) - model.blocks[layer].attn.b_O
+
+
+def _block_without_residual(model, resid_pre, layer):
+    from tutorial_lib import forward_pass
+
+    return forward_pass.transformer_block(model, resid_pre, layer) - resid_pre
+
+
+def _grid_with_flipped_sign(model, tokens):
+    from tutorial_lib import hooks
+
+    return -hooks.mean_ablation_grid(model, tokens)
+
+
+def _grid_of_zero_ablation(model, tokens):
+    from tutorial_lib import hooks
+
+    clean = model(tokens, return_type="loss").item()
+    return torch.tensor(
+        [[hooks.ablate_head_loss(model, tokens, layer, head) - clean for head in range(model.cfg.n_heads)]
+         for layer in range(model.cfg.n_layers)]
+    )  # fmt: skip
+
+
+@pytest.mark.usefixtures("capsys")
+@pytest.mark.parametrize(
+    "ex_id,broken,hint",
+    [
+        ("00.6", _attention_without_output_bias, "output bias"),
+        ("00.7", _block_without_residual, "residual stream is missing"),
+        ("00.8", _grid_with_flipped_sign, "sign is flipped"),
+        ("00.8", _grid_of_zero_ablation, "zero-ablation"),
+        ("00.9", lambda *_: [(1, 1)], "leaves"),
+    ],
+)
+def test_chapter_00_checks_name_the_mistake(ex_id, broken, hint):
+    result = EXERCISES[ex_id].check(broken)
+    assert result.status == "failed" and hint in result.hint, result.hint
+
+
+def _train_without_seeded_generator(model, steps, batch_size, lr, seed=0, log_every=0):  # noqa: ARG001
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for step in range(steps):
+        loss = model.loss(model.generate_batch(batch_size))
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+        if log_every and (step % log_every == 0 or step == steps - 1):
+            history.append(loss.detach())
+    return torch.stack(history) if history else loss.detach()[None]
+
+
+def _train_on_a_copy(model, steps, batch_size, lr, seed=0, log_every=0):
+    import copy
+
+    from tutorial_lib import superposition as sp
+
+    return sp.train(copy.deepcopy(model), steps, batch_size, lr, seed, log_every)
+
+
+def _unpacked(*_):
+    W = torch.zeros(20, 5)
+    W[torch.arange(5), torch.arange(5)] = 1.0
+    return W, torch.zeros(20), 0.01
+
+
+@pytest.mark.usefixtures("capsys")
+@pytest.mark.parametrize(
+    "ex_id,broken,hint",
+    [
+        ("01.4", _train_without_seeded_generator, "generate_batch(batch_size, g)"),
+        ("01.4", _train_on_a_copy, "weights did not change"),
+        ("01.5", _unpacked, "at least 10"),
+        ("01.5", lambda: (torch.randn(20, 5), torch.zeros(20), 0.5), "between 0.001 and 0.1"),
+    ],
+)
+def test_chapter_01_checks_name_the_mistake(ex_id, broken, hint):
+    result = EXERCISES[ex_id].check(broken)
+    assert result.status == "failed" and hint in result.hint, result.hint
+
+
 # ---- chapter 02's build-it exercises: each typical mistake gets the hint that names it
 
 
@@ -348,13 +434,13 @@ def _train_topk_variant(skip: str):
     ("skip", "named"),
     [("normalize", "unit norm"), ("parallel", "parallel"), ("auxk", "AuxK")],
 )
-def test_02_7_names_the_missing_step(skip, named):
+def test_02_6_names_the_missing_step(skip, named):
     result = EXERCISES["02.6"].check(_train_topk_variant(skip))
     assert result.status == "failed" and named in result.hint, result.hint
 
 
 @pytest.mark.usefixtures("capsys")
-def test_02_8_names_unnormalised_rows_and_a_matching_that_shares_rows():
+def test_02_7_names_unnormalised_rows_and_a_matching_that_shares_rows():
     import torch.nn.functional as F
 
     def raw(learned, true):
@@ -370,7 +456,7 @@ def test_02_8_names_unnormalised_rows_and_a_matching_that_shares_rows():
 
 
 @pytest.mark.usefixtures("capsys")
-def test_02_9_names_zero_ablation_and_an_inverted_fraction():
+def test_02_8_names_zero_ablation_and_an_inverted_fraction():
     from tutorial_lib import sae as S
 
     def vs_zero(model, sae, tokens, hook_name):

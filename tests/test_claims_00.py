@@ -145,3 +145,45 @@ def test_mlps_write_most_of_the_answer(toy, seed):
 def test_direct_share_check_fails_on_attention_and_untrained(toy, untrained_toy):
     assert not _direct_share(toy, 1, "attn"), "wrong hypothesis: attention writes the answer directly"
     assert not _direct_share(untrained_toy, 1, "mlp")
+
+
+# --------------------------------------------------------------------------- section 8: mean ablation, the IOI head
+
+
+def _mean_grid_claim(model, seed: int) -> bool:
+    toks, prev, _ = _scores(model, seed)
+    grid = hooks.mean_ablation_grid(model, toks)
+    n = model.cfg.n_heads
+    return bool(divmod(int(grid.argmax()), n) == divmod(int(prev.argmax()), n) and grid.max() > 1.0)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_previous_token_head_costs_most_under_mean_ablation(induction, seed):
+    assert _mean_grid_claim(induction, seed)
+
+
+def test_mean_grid_check_fails_untrained(untrained_induction):
+    assert not _mean_grid_claim(untrained_induction, 1)
+
+
+def _ioi_head_claim(model, seed: int) -> bool:
+    batch = tasks.ioi(40, seed=seed)
+    args = (model, batch.tokens, batch.io_token, batch.s_token)
+    found = hooks.heads_carrying_logit_diff(*args)
+    clean = hooks.mean_logit_diff_ablated(*args, [])
+    others = [
+        hooks.mean_logit_diff_ablated(*args, [(layer, h)]) / clean
+        for layer in range(model.cfg.n_layers)
+        for h in range(model.cfg.n_heads)
+        if (layer, h) != (0, 0)
+    ]
+    return bool(clean > 1.0 and found == [(0, 0)] and min(others) > 0.5)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_one_layer0_head_carries_the_ioi_answer(toy, seed):
+    assert _ioi_head_claim(toy, seed)
+
+
+def test_ioi_head_check_fails_untrained(untrained_toy):
+    assert not _ioi_head_claim(untrained_toy, 1)

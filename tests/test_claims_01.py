@@ -188,3 +188,22 @@ def test_polysemanticity_check_fails_swapped_and_untrained():
 
 def test_runs_cover_three_other_seeds_and_longer_training():
     assert {s for s, m in RUNS if m == 1} == {1, 2, 3} and any(m > 1 for _, m in RUNS)
+
+
+# --------------------------------------------------------------------------- exercise 01.5: packing pays
+
+
+def _packing_pays(p: float, seed: int, steps: int) -> bool:
+    W, b, _ = sp.pack_features(feature_probability=p, steps=steps, seed=seed)
+    score = sp.packing_score(W, b, p, 0.7 ** torch.arange(20.0))
+    return bool(score["represented"] >= 10 and score["loss"] <= 0.5 * score["baseline"])
+
+
+@pytest.mark.parametrize(("seed", "mult"), RUNS)
+def test_packing_ten_features_beats_the_dense_solution(seed, mult):
+    assert _packing_pays(0.01, seed, 500 * mult)
+
+
+def test_packing_check_fails_on_dense_data():
+    """At p = 0.5 superposition does not pay: the packing claim must fail there."""
+    assert not _packing_pays(0.5, 1, 500)

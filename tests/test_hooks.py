@@ -151,3 +151,32 @@ def test_dla_of_a_logit_difference_is_the_difference(device, models):
     diff = hooks.direct_logit_attribution(model, cache, right, -1, wrong=wrong)
     want = hooks.direct_logit_attribution(model, cache, right) - hooks.direct_logit_attribution(model, cache, wrong)
     torch.testing.assert_close(diff, want, atol=1e-5, rtol=1e-5)
+
+
+def test_mean_ablation_grid_equals_one_ablation_per_head(device):
+    model = _model(device)
+    tokens = torch.randint(0, 23, (4, 9), device=device)
+    grid = hooks.mean_ablation_grid(model, tokens)
+    clean = model(tokens, return_type="loss").item()
+    for layer, head in [(0, 1), (1, 3)]:
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens)
+            means = cache["z", layer].mean(0, keepdim=True)
+            hook = (f"blocks.{layer}.attn.hook_z", hooks.head_ablation_hook(head, means))
+            replaced = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[hook]).item()
+        assert grid[layer, head].item() == pytest.approx(replaced - clean, abs=1e-5)
+    assert grid.abs().sum() > 0
+
+
+def test_heads_carrying_logit_diff_finds_toy_lms_name_mover_and_not_a_wrong_one():
+    from tutorial_lib import organisms, tasks
+
+    model = organisms.load("toy-lm")
+    batch = tasks.ioi(30, seed=5)
+    found = hooks.heads_carrying_logit_diff(model, batch.tokens, batch.io_token, batch.s_token)
+    assert found == [(0, 0)]
+    clean = hooks.mean_logit_diff_ablated(model, batch.tokens, batch.io_token, batch.s_token, [])
+    assert hooks.mean_logit_diff_ablated(model, batch.tokens, batch.io_token, batch.s_token, found) < 0.5 * clean
+    # control: a layer-1 head does not carry it, and asking to keep nothing finds no set of at most 2 heads
+    assert hooks.mean_logit_diff_ablated(model, batch.tokens, batch.io_token, batch.s_token, [(1, 1)]) > 0.8 * clean
+    assert hooks.heads_carrying_logit_diff(model, batch.tokens, batch.io_token, batch.s_token, keep=0.0) == []

@@ -23,10 +23,32 @@ from collections import Counter
 import torch
 
 from tests.patching_support import make_model
-from tutorial_lib import attention, hooks, open_problems, patching, probing, sae, superposition, tasks, training
+from tutorial_lib import (
+    attention,
+    forward_pass,
+    hooks,
+    open_problems,
+    patching,
+    probing,
+    sae,
+    superposition,
+    tasks,
+    training,
+)
 from tutorial_lib.validation import TutorialInputError
 
-MODULES = ["hooks", "patching", "probing", "open_problems", "attention", "sae", "superposition", "tasks", "training"]
+MODULES = [
+    "hooks",
+    "forward_pass",
+    "patching",
+    "probing",
+    "open_problems",
+    "attention",
+    "sae",
+    "superposition",
+    "tasks",
+    "training",
+]
 TIMEOUT_S = 20
 NAN = float("nan")
 META = torch.device("meta")
@@ -614,6 +636,16 @@ def _cases_superposition() -> list[tuple[str, str, object]]:
          lambda: sp.classify_two_feature_solution(torch.full((3, 2, 1), NAN))),
         ("superposition.classify_two_feature_solution", "NaN threshold",
          lambda: sp.classify_two_feature_solution(torch.randn(3, 2, 1), NAN)),
+        ("superposition.trained_phase_diagram", "2-D rel",
+         lambda: sp.trained_phase_diagram(torch.ones(2, 2), torch.tensor([0.1]), steps=1)),
+        ("superposition.trained_phase_diagram", "zero runs",
+         lambda: sp.trained_phase_diagram(torch.tensor([1.0]), torch.tensor([0.1]), runs=0, steps=1)),
+        ("superposition.dense_baseline_loss", "probability 2", lambda: sp.dense_baseline_loss(torch.ones(5), 2, 2.0)),
+        ("superposition.dense_baseline_loss", "zero hidden", lambda: sp.dense_baseline_loss(torch.ones(5), 0, 0.1)),
+        ("superposition.packing_score", "b shape", lambda: sp.packing_score(torch.ones(5, 2), torch.ones(4), 0.1, torch.ones(5))),
+        ("superposition.packing_score", "NaN W", lambda: sp.packing_score(torch.full((5, 2), NAN), torch.ones(5), 0.1, torch.ones(5))),
+        ("superposition.pack_features", "zero runs", lambda: sp.pack_features(runs=0)),
+        ("superposition.pack_features", "probability 2", lambda: sp.pack_features(feature_probability=2.0, steps=1)),
         ("superposition.two_feature_losses", "probability 0", lambda: sp.two_feature_losses(1.0, 0.0)),
         ("superposition.two_feature_losses", "probability 2", lambda: sp.two_feature_losses(1.0, 2.0)),
         ("superposition.two_feature_losses", "negative importance", lambda: sp.two_feature_losses(-1.0, 0.5)),
@@ -635,6 +667,29 @@ def _cases_added_2026_12() -> list[tuple[str, str, object]]:
         )
 
     return [
+        ("hooks.mean_ablation_grid", "out-of-vocab", lambda: hooks.mean_ablation_grid(m(), t() + 100)),
+        ("hooks.mean_ablation_grid", "not a model", lambda: hooks.mean_ablation_grid("model", t())),
+        ("hooks.heads_carrying_logit_diff", "wrong batch",
+         lambda: hooks.heads_carrying_logit_diff(m(), t(), torch.tensor([1, 2, 3]), torch.tensor([1, 2, 3]))),
+        ("hooks.heads_carrying_logit_diff", "keep 2", lambda: hooks.heads_carrying_logit_diff(
+            m(), t(), torch.tensor([1, 2]), torch.tensor([3, 4]), keep=2.0)),
+        ("hooks.heads_carrying_logit_diff", "zero max_heads", lambda: hooks.heads_carrying_logit_diff(
+            m(), t(), torch.tensor([1, 2]), torch.tensor([3, 4]), max_heads=0)),
+        ("hooks.mean_logit_diff_ablated", "head out of range", lambda: hooks.mean_logit_diff_ablated(
+            m(), t(), torch.tensor([1, 2]), torch.tensor([3, 4]), [(0, 9)])),
+        ("hooks.mean_logit_diff_ablated", "out-of-vocab answer", lambda: hooks.mean_logit_diff_ablated(
+            m(), t(), torch.tensor([1, 99]), torch.tensor([3, 4]), [])),
+        ("forward_pass.attention_layer", "wrong d_model", lambda: forward_pass.attention_layer(m(), torch.zeros(1, 3, 7), 0)),
+        ("forward_pass.attention_layer", "layer out of range",
+         lambda: forward_pass.attention_layer(m(), torch.zeros(1, 3, 32), 4)),
+        ("forward_pass.attention_layer", "NaN input",
+         lambda: forward_pass.attention_layer(m(), torch.full((1, 3, 32), NAN), 0)),
+        ("forward_pass.layer_norm", "not a norm", lambda: forward_pass.layer_norm(torch.zeros(2, 4), "ln", 1e-5)),
+        ("forward_pass.layer_norm", "negative eps", lambda: forward_pass.layer_norm(torch.zeros(2, 32), m().blocks[0].ln1, -1.0)),
+        ("forward_pass.layer_norm", "NaN x", lambda: forward_pass.layer_norm(torch.full((2, 32), NAN), m().blocks[0].ln1, 1e-5)),
+        ("forward_pass.transformer_block", "2-D input", lambda: forward_pass.transformer_block(m(), torch.zeros(3, 32), 0)),
+        ("forward_pass.transformer_block", "not a model",
+         lambda: forward_pass.transformer_block("model", torch.zeros(1, 3, 32), 0)),
         ("attention.crossing_step", "length mismatch", lambda: attention.crossing_step([0, 1, 2], [1.0, 0.5])),
         ("attention.crossing_step", "fraction 2", lambda: attention.crossing_step([0, 1, 2], [1.0, 0.5, 0.1], fraction=2.0)),
         ("attention.crossing_step", "zero window", lambda: attention.crossing_step([0, 1, 2], [1.0, 0.5, 0.1], window=0)),

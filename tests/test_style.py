@@ -37,6 +37,7 @@ ALLOWED_LONG: dict[str, str] = {}
 # The chapters' kernel modules and their home chapters (a kernel may also serve later chapters).
 KERNELS = {
     "hooks": "00",
+    "forward_pass": "00",
     "superposition": "01",
     "sae": "02",
     "probing": "03",

@@ -258,3 +258,35 @@ def test_benchmark_smoke():
     )
     assert result.returncode == 0, result.stderr
     assert "speedup" in result.stdout and "same result" in result.stdout
+
+
+# --------------------------------------------------------------------------- phase.py
+
+
+def test_dense_baseline_equals_the_measured_loss_of_the_dense_solution():
+    """The closed form against a Monte Carlo measurement of the solution it describes."""
+    importance = 0.7 ** torch.arange(20.0)
+    W = torch.zeros(20, 5)
+    W[torch.arange(5), torch.arange(5)] = 1.0
+    for p in (0.01, 0.3):
+        score = sp.packing_score(W, torch.zeros(20), p, importance, n_samples=200000)
+        assert score["represented"] == 5
+        assert score["loss"] == pytest.approx(score["baseline"], rel=0.05)
+        assert score["baseline"] == pytest.approx(sp.dense_baseline_loss(importance, 5, p))
+
+
+def test_pack_features_packs_and_pays():
+    W, b, p = sp.pack_features()
+    score = sp.packing_score(W, b, p, 0.7 ** torch.arange(20.0))
+    assert score["represented"] >= 10 and score["loss"] <= 0.5 * score["baseline"]
+
+
+def test_trained_phase_diagram_keeps_each_cells_lowest_loss_run():
+    rel, prb = torch.tensor([0.1, 1.0, 10.0]), torch.tensor([0.01, 1.0])
+    best, codes = sp.trained_phase_diagram(rel, prb, runs=3, steps=400)
+    assert best.shape == (3, 2) and codes.shape == (3, 2, 3)
+    assert ((codes == best[..., None]).any(-1)).all(), "each cell's answer is one of its runs"
+    assert best[0, 1] == 0 and best[2, 1] == 1, "dense: drop the unimportant extra feature, isolate the important one"
+    assert best[1, 0] == 2, "sparse, equal importance: superposition"
+    again, _ = sp.trained_phase_diagram(rel, prb, runs=3, steps=400)
+    assert torch.equal(best, again), "seeded: the same diagram twice"

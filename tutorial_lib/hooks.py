@@ -8,6 +8,7 @@ their head ablations and direct logit attributions on `head_ablation_hook`, `app
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ from .validation import (
     expect_choice,
     expect_dtype,
     expect_finite,
+    expect_heads,
     expect_ids,
     expect_index,
     expect_int_at_least,
@@ -304,3 +306,73 @@ def logit_constant(model, answer_tokens: Int[Tensor, " batch"]) -> Float[Tensor,
     out = model.b_U[answer_tokens]
     bias = getattr(getattr(model, "ln_final", None), "b", None)
     return out + bias @ model.W_U[:, answer_tokens] if isinstance(bias, Tensor) else out
+
+
+# --------------------------------------------------------------------------- ablation grids and searches
+
+
+def mean_ablation_grid(model, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "layer head"]:
+    """Rise of the mean next-token loss when each head's output (hook_z) is replaced by its mean over the
+    batch at each position, one head at a time: [n_layers, n_heads]. Mean ablation keeps the head's typical
+    output, so the rise measures what the head adds for these particular inputs.
+
+    Exercise 00.8. Chapter 00: foundations."""
+    tokens = expect_tokens(tokens, "tokens", expect_model(model))
+    grid = torch.zeros(model.cfg.n_layers, model.cfg.n_heads)
+    with torch.no_grad():
+        clean = model(tokens, return_type="loss").item()
+        for layer in range(model.cfg.n_layers):
+            for head in range(model.cfg.n_heads):
+                hook = (get_act_name("z", layer), head_ablation_hook(head, "mean"))
+                grid[layer, head] = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[hook]).item() - clean
+    return grid
+
+
+def heads_carrying_logit_diff(
+    model,
+    tokens: Int[Tensor, "batch pos"],
+    correct: Int[Tensor, " batch"],
+    wrong: Int[Tensor, " batch"],
+    max_heads: int = 2,
+    keep: float = 0.5,
+) -> list[tuple[int, int]]:
+    """The first set of at most `max_heads` heads (single heads first, then pairs, ...) whose joint mean
+    ablation leaves at most `keep` of the mean logit difference logit[correct] - logit[wrong] at the last
+    position; [] if none does.
+
+    Exercise 00.9 (an open exercise: any set with the property passes). Chapter 00: foundations."""
+    tokens = expect_tokens(tokens, "tokens", expect_model(model))
+    correct = expect_ids(correct, "correct", model.cfg.d_vocab, ndim=1)
+    wrong = expect_ids(expect_shape(wrong, tuple(correct.shape), "wrong", "[batch]"), "wrong", model.cfg.d_vocab)
+    expect_shape(correct, (tokens.shape[0],), "correct", "[batch]")
+    max_heads, keep = expect_int_at_least(max_heads, "max_heads", 1), expect_range(keep, "keep", 0.0, 1.0)
+    clean = mean_logit_diff_ablated(model, tokens, correct, wrong, [])
+    heads = [(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
+    for size in range(1, max_heads + 1):
+        for group in itertools.combinations(heads, size):
+            if mean_logit_diff_ablated(model, tokens, correct, wrong, list(group)) <= keep * clean:
+                return list(group)
+    return []
+
+
+def mean_logit_diff_ablated(
+    model, tokens: Int[Tensor, "batch pos"], correct: Tensor, wrong: Tensor, heads: Sequence[tuple[int, int]]
+) -> float:
+    """Mean logit[correct] - logit[wrong] at the last position with the listed (layer, head)s mean-ablated
+    (each head's hook_z replaced by its batch mean at each position).
+
+    Chapter 00: foundations (measures Exercise 00.9)."""
+    tokens = expect_tokens(tokens, "tokens", expect_model(model))
+    correct = expect_shape(
+        expect_ids(correct, "correct", model.cfg.d_vocab, 1), (tokens.shape[0],), "correct", "[batch]"
+    )
+    wrong = expect_shape(expect_ids(wrong, "wrong", model.cfg.d_vocab, 1), (tokens.shape[0],), "wrong", "[batch]")
+    heads = expect_heads(list(heads), model, "heads") if heads else []
+    by_layer: dict[int, list[int]] = {}
+    for layer, head in heads:
+        by_layer.setdefault(layer, []).append(head)
+    fwd = [(get_act_name("z", layer), head_ablation_hook(hs, "mean")) for layer, hs in by_layer.items()]
+    with torch.no_grad():
+        last = model.run_with_hooks(tokens, fwd_hooks=fwd)[:, -1]
+    rows = torch.arange(tokens.shape[0], device=last.device)
+    return (last[rows, correct.to(last.device)] - last[rows, wrong.to(last.device)]).mean().item()

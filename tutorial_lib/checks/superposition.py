@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 
 from .. import superposition as sp
 from .core import Mismatch, call_student, compare, exercise
+from .guard import Mutable
 
 
 def _rng_kept(fn):
@@ -121,7 +123,7 @@ def check_importance_weighted_loss(fn):
         )
 
 
-@exercise("01.4", "Per-feature dimensionality", reference=sp.feature_dimensionality)
+@exercise("01.6", "Per-feature dimensionality", reference=sp.feature_dimensionality)
 def check_feature_dimensionality(fn):
     for seed in range(3):
         g = torch.Generator().manual_seed(seed)
@@ -168,7 +170,7 @@ def _phase_cases(g: torch.Generator, n: int) -> torch.Tensor:
     return (W * sign)[..., None]
 
 
-@exercise("01.5", "Reading the phase diagram", reference=sp.classify_two_feature_solution)
+@exercise("01.7", "Reading the phase diagram", reference=sp.classify_two_feature_solution)
 def check_classify_two_feature_solution(fn):
     for seed in range(3):
         W = _phase_cases(torch.Generator().manual_seed(seed), 40)
@@ -192,3 +194,94 @@ def check_classify_two_feature_solution(fn):
             "the phase codes",
             hint="Return a long tensor [instances] with codes 0, 1, 2 in the order of PHASES.",
         )
+
+
+def _train_case(steps: int, log_every: int):
+    model = sp.ToyModel(5, 2, 3, torch.tensor([1.0, 0.1, 0.01]), 0.9 ** torch.arange(5.0), seed=3)
+    return (
+        copy.deepcopy(model),
+        copy.deepcopy(model),
+        dict(steps=steps, batch_size=64, lr=1e-2, seed=5, log_every=log_every),
+    )
+
+
+@exercise("01.4", "Train many toy models at once", reference=sp.train)
+def check_train(fn):
+    for steps, log_every in [(40, 10), (25, 0)]:
+        mine, ref, kwargs = _train_case(steps, log_every)
+        start = mine.W.detach().clone()
+        got = call_student(fn, Mutable(mine), **kwargs)  # training changes the model in place
+        want = sp.train(ref, **kwargs, desc="reference")
+        if torch.equal(mine.W.detach(), start):
+            raise Mismatch(
+                "the weights did not change: step an optimiser over model.parameters() after loss.backward() "
+                "(and train the model you were given, not a copy)."
+            )
+        if not torch.allclose(mine.W.detach(), ref.W.detach(), atol=1e-4):
+            raise Mismatch(
+                f"after {steps} steps your weights differ from the reference's: use torch.optim.Adam(model.parameters(), "
+                "lr=lr), draw each batch with model.generate_batch(batch_size, g) from one generator "
+                "g = torch.Generator().manual_seed(seed) created before the loop, call opt.zero_grad() every step, "
+                "and backpropagate the SUM of the per-instance losses model.loss(x)."
+            )
+        compare(
+            got,
+            want,
+            f"the loss history (log_every={log_every})",
+            atol=1e-5,
+            hint="record loss.detach() [instances] at steps 0, log_every, 2 * log_every, ... and at the last step "
+            "(only the last when log_every is 0), computed before that step's update; stack them into [logged, inst].",
+        )
+
+
+@exercise("01.5", "Pack twice as many features as dimensions (open)", reference=sp.pack_features)
+def check_pack_features(fn):
+    got = call_student(fn)
+    try:
+        W, b, p = got
+        W, b, p = torch.as_tensor(W).detach().float().cpu(), torch.as_tensor(b).detach().float().cpu(), float(p)
+    except (TypeError, ValueError):
+        raise Mismatch(f"expected (W [20, 5], b [20], p), got {got!r:.200}.") from None
+    if tuple(W.shape) != (20, 5) or tuple(b.shape) != (20,):
+        raise Mismatch(f"expected W of shape (20, 5) and b of shape (20,), got {tuple(W.shape)} and {tuple(b.shape)}.")
+    if not 0.001 <= p <= 0.1:
+        raise Mismatch(f"choose a feature probability p between 0.001 and 0.1, got {p:g}.")
+    if not (torch.isfinite(W).all() and torch.isfinite(b).all()):
+        raise Mismatch("W and b must be finite.")
+    score = sp.packing_score(W, b, p, 0.7 ** torch.arange(20.0))
+    if score["represented"] < 10:
+        raise Mismatch(
+            f"{score['represented']:.0f} features have ||W_i|| > 0.5; at least 10 (twice the 5 dimensions) are needed. "
+            "Sparser data, more training, or the best of several runs."
+        )
+    if score["loss"] > 0.5 * score["baseline"]:
+        raise Mismatch(
+            f"your loss {score['loss']:.2e} at p = {p:g} is not below half the loss of keeping the 5 most important "
+            f"features exactly ({score['baseline']:.2e}): the features are there, but they interfere too much "
+            "(negative biases filter the interference; train longer)."
+        )
+
+
+@exercise("01.8", "The phase diagram, trained", reference=sp.trained_phase_diagram)
+def check_trained_phase_diagram(fn):
+    rel, prb = torch.tensor([0.2, 1.0, 5.0]), torch.tensor([0.02, 1.0])
+    got = call_student(fn, rel, prb, runs=2, steps=300)
+    want = sp.trained_phase_diagram(rel, prb, runs=2, steps=300)
+    if not (isinstance(got, tuple) and len(got) == 2):
+        raise Mismatch(f"return (best [r, p], codes [r, p, runs]), got {type(got).__name__}.")
+    compare(
+        got[1],
+        want[1],
+        "every run's solution codes [r, p, runs]",
+        hint="one ToyModel(2, 1, r * p * runs, probabilities, importances, seed=seed) with the cells in the order "
+        "(importance, probability, run): expand rel[:, None, None] and prb[None, :, None] to [r, p, runs] and "
+        "flatten; importance [1, r] per instance; train(model, steps, batch_size, lr, seed=seed); "
+        "classify_two_feature_solution(model.W) viewed as [r, p, runs].",
+    )
+    compare(
+        got[0],
+        want[0],
+        "the best run's solution per cell [r, p]",
+        hint="the best run is the one with the lowest model.loss on one evaluation batch of 20000 drawn with "
+        "torch.Generator().manual_seed(123); pick its code with codes.gather(-1, loss.argmin(-1, keepdim=True)).",
+    )

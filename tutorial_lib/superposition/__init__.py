@@ -24,6 +24,7 @@ from .measures import (
     two_feature_losses,
 )
 from .model import OUTPUTS, ToyModel, importance_weighted_loss, toy_model_forward, train
+from .phase import dense_baseline_loss, pack_features, packing_score, trained_phase_diagram
 
 __all__ = [
     "OUTPUTS",
@@ -31,6 +32,7 @@ __all__ = [
     "ToyModel",
     "adjacent_angle_gaps",
     "classify_two_feature_solution",
+    "dense_baseline_loss",
     "dimensions_per_feature",
     "feature_angles",
     "feature_dimensionality",
@@ -40,7 +42,10 @@ __all__ = [
     "importance_weighted_loss",
     "interference",
     "neuron_feature_counts",
+    "pack_features",
+    "packing_score",
     "toy_model_forward",
     "train",
+    "trained_phase_diagram",
     "two_feature_losses",
 ]

@@ -47,7 +47,7 @@ def _unit_rows(W: Tensor, eps: float = 1e-8) -> Tensor:
 def feature_dimensionality(W: Float[Tensor, "inst feat hidden"]) -> Float[Tensor, "inst feat"]:
     """D_i = ||W_i||^2 / sum_j (W_i_hat . W_j)^2: the share of a dimension feature i owns (1, 1/2, 2/5, ...; ~0 if absent).
 
-    Chapter 01: toy models of superposition. Reference for Exercise 01.4.
+    Chapter 01: toy models of superposition. Reference for Exercise 01.6.
     """
     W = _check_weights(W)
     overlaps = einops.einsum(_unit_rows(W), W, "inst i hidden, inst j hidden -> inst i j")
@@ -120,7 +120,7 @@ def classify_two_feature_solution(W: Float[Tensor, "inst 2 1"], threshold: float
     Feature 1 is the extra feature. 0: it is not represented (|W_1| < threshold); 1: it owns the
     dimension (the other feature is not represented); 2: both are represented (superposition).
 
-    Chapter 01: toy models of superposition. Reference for Exercise 01.5.
+    Chapter 01: toy models of superposition. Reference for Exercise 01.7.
     """
     W = _check_weights(W)
     if W.shape[1:] != (2, 1):

@@ -162,7 +162,7 @@ def train(
     The total loss is the sum of the instances' losses, so each instance gets exactly the
     gradient it would get alone (Adam is element-wise: the runs stay independent).
 
-    Chapter 01: toy models of superposition.
+    Exercise 01.4. Chapter 01: toy models of superposition.
     """
     if not isinstance(model, ToyModel):
         raise TutorialInputError(f"model must be a ToyModel, got {type(model).__name__}.")

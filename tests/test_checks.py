@@ -412,6 +412,41 @@ def _code_length_in_nats(X, y, n_classes, fractions=(0.05, 0.1, 0.2, 0.4, 0.7, 1
     return {**out, "online": out["online"] * math.log(2)}
 
 
+# ---- chapter 02's build-it exercises: each typical mistake gets the hint that names it
+
+
+def _train_topk_variant(skip: str):
+    """train_topk with one step left out (`skip`), for the 02.6 hints."""
+    from tutorial_lib import sae as S
+
+    def fn(sae, data, steps, *, batch_size=256, lr=2e-3, dead_window=50, aux_coeff=1 / 32, seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam(sae.parameters(), lr=lr)
+        since = torch.zeros(sae.d_sae, dtype=torch.long)
+        with torch.no_grad():
+            sae.b_dec.copy_(data.mean(0))
+        sae.normalize_decoder()
+        out_losses = []
+        for _ in range(steps):
+            x = data[torch.randint(0, data.shape[0], (batch_size,), generator=gen)]
+            dead = since >= dead_window if skip != "auxk" else None
+            out = sae.loss(x, dead=dead, aux_coeff=aux_coeff)
+            opt.zero_grad()
+            out.loss.backward()
+            if skip != "parallel":
+                sae.remove_parallel_grad()
+            opt.step()
+            if skip != "normalize":
+                sae.normalize_decoder()
+            since += 1
+            since[out.fired] = 0
+            out_losses.append(out.mse.item())
+        return out_losses
+
+    assert S.SAE  # the variants train the check's own SAE
+    return fn
+
+
 @pytest.mark.usefixtures("capsys")
 @pytest.mark.parametrize(
     "ex_id,broken,hint",
@@ -425,3 +460,56 @@ def _code_length_in_nats(X, y, n_classes, fractions=(0.05, 0.1, 0.2, 0.4, 0.7, 1
 def test_chapter_03_checks_name_the_mistake(ex_id, broken, hint):
     result = EXERCISES[ex_id].check(broken)
     assert result.status == "failed" and hint in result.hint, result.hint
+
+
+@pytest.mark.usefixtures("capsys")
+@pytest.mark.parametrize(
+    ("skip", "named"),
+    [("normalize", "unit norm"), ("parallel", "parallel"), ("auxk", "AuxK")],
+)
+def test_02_6_names_the_missing_step(skip, named):
+    result = EXERCISES["02.6"].check(_train_topk_variant(skip))
+    assert result.status == "failed" and named in result.hint, result.hint
+
+
+@pytest.mark.usefixtures("capsys")
+def test_02_7_names_unnormalised_rows_and_a_matching_that_shares_rows():
+    import torch.nn.functional as F
+
+    def raw(learned, true):
+        d = true @ learned.T
+        return {"mmcs": float(d.max(1).values.mean()), "mcc": float(d.max(1).values.mean())}
+
+    def shares(learned, true):
+        c = F.normalize(true, dim=1) @ F.normalize(learned, dim=1).T
+        return {"mmcs": float(c.max(1).values.mean()), "mcc": float(c.max(1).values.mean())}
+
+    assert "normalise" in EXERCISES["02.7"].check(raw).hint
+    assert "only one true feature" in EXERCISES["02.7"].check(shares).hint
+
+
+@pytest.mark.usefixtures("capsys")
+def test_02_8_names_zero_ablation_and_an_inverted_fraction():
+    from tutorial_lib import sae as S
+
+    def vs_zero(model, sae, tokens, hook_name):
+        return S.loss_recovered(model, sae, tokens, hook_name)["recovered_vs_zero"]
+
+    def inverted(model, sae, tokens, hook_name):
+        return 1 - S.recovered_vs_mean(model, sae, tokens, hook_name)
+
+    assert "zero ablation" in EXERCISES["02.8"].check(vs_zero).hint
+    assert "upside down" in EXERCISES["02.8"].check(inverted).hint
+
+
+@pytest.mark.usefixtures("capsys")
+def test_02_10_measures_the_property():
+    from tutorial_lib import sae as S
+
+    def too_dense(acts):
+        sae = S.TopKSAE(64, 256, k=8, seed=0)
+        S.train_sae(sae, acts, steps=20, batch_size=1024, lr=5e-3)
+        return sae
+
+    result = EXERCISES["02.10"].check(too_dense)
+    assert result.status == "failed" and "L0 8.0" in result.hint, result.hint

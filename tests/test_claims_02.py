@@ -1,21 +1,30 @@
 """Chapter 02's asserted claims (solutions/02_sparse_autoencoders.ipynb), re-run at three other seeds and at
 4x the training, and shown to fail on controls where they should not hold.
 
-`frontier(seed, steps, ...)` re-runs section 3's sweep with the library's kernel (`S.sweep_frontier`) on
-synthetic data drawn at `seed`; `frontier_claims` applies the notebook's thresholds. Robust: the claims hold
-at seeds 1, 2 and 3 (the notebook uses 0) and at 4x the training (seed 0, the SAEs on both sides of the
-matched range). Able to fail, each claim on its control:
+`frontier(seed, steps, ...)` re-runs sections 2-3's sweep with the library's kernel (`S.sweep_frontier`) on
+synthetic data drawn at `seed`, on the shipped recipe (`S.FRONTIER_RECIPE`: 4,800 steps);
+`frontier_claims` applies the notebook's thresholds. Robust: the shipped SAEs pass and retraining them
+from the recipe reproduces them; the claims hold at seeds 1, 2 and 3; twice the training changes
+nothing (the plateau). Able to fail, each claim on its control:
 
 * "short schedule": the comparison the issue called a strawman (about 120 steps, l1 in [0.6, 2]); the
   gap is far above 0.25 there, so "TopK is ahead by a modest margin" fails;
-* "untrained": every SAE trained for one step; MCC falls far below 0.95.
+* "untrained": every SAE trained for one step; MCC stays near the random-direction baseline (0.33).
+  (Before the data got its own random stream, an SAE with the data's seed started AT the true features,
+  so this control passed: that was the defect behind the old strict xfail.)
+* "quarter schedule": at 1,200 steps TopK k=8 reaches MCC about 0.8, so "k=8 recovers" fails.
 
-`depth(seed, epochs)` re-runs section 4's depth-latent measurements (mean activation per bracket depth on
-held-out sequences, steering at depth 0) on an SAE trained on toy-lm at SAE seed `seed` (4x: 32 epochs):
+`depth(seed, steps)` re-runs section 4's depth-latent measurements (mean activation per bracket depth on
+held-out sequences, steering at depth 0) on an SAE trained on toy-lm at SAE seed `seed` for the notebook's
+2,400 steps (the loss plateau) at seeds 1-3, and for twice that at seed 0:
 
 * "shuffled depths": the per-depth means with the depth labels permuted are not increasing;
 * "control latent": steering with a latent unrelated to depth (|r| < 0.1) of closest firing frequency does
   not raise P(')') 3x.
+
+Section 5 (seed agreement of converged pairs) at seed pairs (2, 3), (4, 5) and at twice the training; it
+fails on the control pair (a toy-lm SAE against an SAE of other data). Section 6 (children divide their
+parent's contexts by token) at other seeds and twice the training; it fails with the tokens shuffled.
 """
 
 from __future__ import annotations
@@ -30,63 +39,92 @@ from tutorial_lib import sae as S
 from tutorial_lib.validation import TutorialInputError
 
 SEEDS = (1, 2, 3)
-NOTEBOOK = {"ks": (4, 8, 16, 32), "l1_coeffs": (1.0, 0.6, 0.3, 0.15), "batch_size": 256}
+NOTEBOOK = S.FRONTIER_RECIPE["sweep"]  # the shipped SAEs' schedule: 4,800 steps of 256 rows, lr 2e-3
 pytestmark = pytest.mark.slow
 
 
 @functools.cache
-def frontier(seed: int, steps: int = 1200, ks=NOTEBOOK["ks"], l1_coeffs=NOTEBOOK["l1_coeffs"], batch_size=256):
-    x, true = S.synthetic_activations(60_000, 64, 256, 8.0, seed=seed)
+def frontier(
+    seed: int,
+    steps: int = NOTEBOOK["steps"],
+    ks=tuple(NOTEBOOK["ks"]),
+    l1_coeffs=tuple(NOTEBOOK["l1_coeffs"]),
+    batch_size=256,
+):
+    recipe = {**S.FRONTIER_RECIPE, "data": {**S.FRONTIER_RECIPE["data"], "seed": seed}}
+    x_train, x_test, true = S.frontier_data(recipe)
     return S.sweep_frontier(
-        x[:30_000], x[50_000:], true, ks=ks, l1_coeffs=l1_coeffs, steps=steps, batch_size=batch_size, seed=seed
+        x_train, x_test, true, ks=ks, l1_coeffs=l1_coeffs, steps=steps, batch_size=batch_size, seed=seed
     )
 
 
-def frontier_claims(points) -> dict[str, bool]:
-    """The notebook's section-3 assertions, by name."""
+def untrained_mcc(seed: int) -> float:
+    _, _, true = S.frontier_data({**S.FRONTIER_RECIPE, "data": {**S.FRONTIER_RECIPE["data"], "seed": seed}})
+    return S.feature_recovery(S.TopKSAE(64, 256, k=8, seed=seed), true)["mcc"]
+
+
+def frontier_claims(points, baseline: float) -> dict[str, bool]:
+    """The notebook's section-2 and section-3 assertions, by name (`baseline`: an untrained SAE's MCC)."""
     try:
         _, gaps = S.matched_gaps(points)
     except TutorialInputError:  # no shared L0 range (untrained SAEs): no gap claim can hold
         gaps = [float("inf")] * 3
+    near = [p.mcc for p in points if 4 <= p.l0 <= 16] or [0.0]
+    k8 = next(p for p in points if p.arch == "topk" and p.knob == 8)
+    far = [p.mcc for p in points if p.arch == "topk" and p.knob == 32]
     return {
         "topk ahead by < 0.25": all(0 < g < 0.25 for g in gaps),
         "gap < 0.1 above true L0": max(gaps[1:]) < 0.1,
-        "mcc >= 0.95": min(p.mcc for p in points if p.l0 <= 32) >= 0.95,
+        "k=8 recovers (section 2)": k8.mcc >= 0.9 and k8.mcc >= baseline + 0.4 and k8.ev >= 0.75,
+        "mcc >= 0.9 near the true L0": min(near) >= 0.9 and min(near) >= baseline + 0.4,
+        "k=32 does not": all(m < 0.6 for m in far),
     }
+
+
+def test_the_shipped_frontier_is_the_recipe_at_seed_0():
+    """The notebook's SAEs (loaded from the artefact) pass the claims, and retraining from the recipe
+    reproduces their held-out figures."""
+    shipped = S.load_frontier()
+    claims = frontier_claims(shipped, untrained_mcc(0))
+    assert all(claims.values()), claims
+    again = {(p.arch, p.knob): p for p in frontier(0)}
+    for p in shipped:
+        q = again[p.arch, p.knob]
+        assert abs(p.ev - q.ev) < 0.01 and abs(p.mcc - q.mcc) < 0.02, (p, q)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_frontier_claims_hold_at_other_seeds(seed):
-    claims = frontier_claims(frontier(seed))
+    claims = frontier_claims(frontier(seed), untrained_mcc(seed))
     assert all(claims.values()), claims
 
 
-@pytest.mark.xfail(
-    reason="measured 02:15 UTC: at 4x training (reduced sweep k 8/32, l1 1.0/0.15) the gap above the true L0 "
-    "is >= 0.1 and some MCC < 0.95; the claims are not yet shown to hold at 4x (open, see report)",
-    strict=False,
-)
-def test_frontier_claims_hold_at_4x_training():
-    pts = frontier(0, steps=4800, ks=(8, 32), l1_coeffs=(1.0, 0.15))
-    claims = frontier_claims(pts)
-    assert all(claims.values()), claims
-    short = {(p.arch, p.knob): p.ev for p in frontier(0, ks=(8, 32), l1_coeffs=(1.0, 0.15))}
-    assert all(abs(p.ev - short[p.arch, p.knob]) < 0.02 for p in pts), "the notebook's SAEs are not converged"
+def test_the_shipped_schedule_is_at_its_plateau():
+    """Twice the shipped training (9,600 steps; 4x would be 19,200, about 5 minutes of CPU) for the SAEs
+    near the true L0 changes EV by < 0.02 and MCC by < 0.03: the schedule is on the plateau."""
+    longer = frontier(0, steps=2 * NOTEBOOK["steps"], ks=(8,), l1_coeffs=(0.6,))
+    shipped = {(p.arch, p.knob): p for p in S.load_frontier()}
+    for p in longer:
+        q = shipped[p.arch, p.knob]
+        assert abs(p.ev - q.ev) < 0.02 and abs(p.mcc - q.mcc) < 0.03, (p, q)
 
 
 def test_gap_claim_fails_on_the_short_schedule():
     pts = frontier(0, steps=117, ks=(4, 8, 16, 32), l1_coeffs=(2.0, 1.5, 1.0, 0.6), batch_size=1024)
-    assert not frontier_claims(pts)["topk ahead by < 0.25"]
+    assert not frontier_claims(pts, untrained_mcc(0))["topk ahead by < 0.25"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect (2026-12-05): the notebook's 'MCC >= 0.95 for every SAE with L0 <= 32' also holds for SAEs "
-    "trained one step, so it cannot fail; the claim must be rewritten (e.g. MCC against an untrained baseline)",
-)
-def test_mcc_claim_fails_untrained():
-    pts = frontier(0, steps=1)
-    assert not frontier_claims(pts)["mcc >= 0.95"]
+def test_mcc_claims_fail_untrained():
+    """Trained one step, no SAE recovers the features (MCC about 0.33, the untrained baseline)."""
+    claims = frontier_claims(frontier(0, steps=1), untrained_mcc(0))
+    assert not claims["mcc >= 0.9 near the true L0"], claims
+    assert not claims["k=8 recovers (section 2)"], claims
+
+
+def test_mcc_claims_fail_at_a_quarter_of_the_schedule():
+    """At 1,200 steps (the previous notebook's schedule) the SAEs have not converged: recovery fails."""
+    claims = frontier_claims(frontier(0, steps=1200, ks=(8,), l1_coeffs=(0.6,)), untrained_mcc(0))
+    assert not claims["k=8 recovers (section 2)"], claims
 
 
 HOOK = "blocks.1.hook_resid_pre"
@@ -101,12 +139,23 @@ def lm_and_acts():
     return model, cache[HOOK][tokens != tasks.PAD_ID]
 
 
+LM_STEPS = 2400  # the notebook's toy-lm SAEs: 2,400 steps of 1,024 rows, to the loss plateau
+
+
 @functools.cache
-def depth(seed: int, epochs: int = 8, shuffle: bool = False) -> dict:
-    """The notebook's depth-latent numbers for an SAE trained at `seed` for `epochs`."""
-    model, acts = lm_and_acts()
-    sae = S.TopKSAE(64, 256, k=8, seed=seed)
-    S.train_sae(sae, acts, epochs=epochs, batch_size=1024, lr=5e-3, seed=seed)
+def lm_sae(seed: int, steps: int = LM_STEPS, d_sae: int = 256) -> S.TopKSAE:
+    """A TopK SAE on toy-lm's residual stream as the notebook trains it, at `seed`."""
+    _, acts = lm_and_acts()
+    sae = S.TopKSAE(64, d_sae, k=8, seed=seed)
+    S.train_sae(sae, acts, steps=steps, batch_size=1024, lr=5e-3, seed=seed)
+    return sae
+
+
+@functools.cache
+def depth(seed: int, steps: int = LM_STEPS, shuffle: bool = False) -> dict:
+    """The notebook's depth-latent numbers for an SAE trained at `seed` for `steps`."""
+    model, _ = lm_and_acts()
+    sae = lm_sae(seed, steps)
     br = tasks.brackets(200, seed=5)
     with torch.no_grad():
         _, c = model.run_with_cache(br.tokens, names_filter=[HOOK])
@@ -141,9 +190,12 @@ def steers(r, latent) -> bool:
     return r["p"][latent][-1] > 3 * max(r["p"][latent][0], r["p"][other][-1])
 
 
-@pytest.mark.parametrize(("seed", "epochs"), [(1, 8), (2, 8), (3, 8), (0, 32)])
-def test_depth_latent_claims_hold(seed, epochs):
-    r = depth(seed, epochs)
+LM_RUNS = [(1, LM_STEPS), (2, LM_STEPS), (3, LM_STEPS), (0, 2 * LM_STEPS)]  # other seeds; twice the training
+
+
+@pytest.mark.parametrize(("seed", "steps"), LM_RUNS)
+def test_depth_latent_claims_hold(seed, steps):
+    r = depth(seed, steps)
     assert rises(r["means"]), r
     assert steers(r, r["latent"]), r
 
@@ -155,13 +207,12 @@ def test_depth_claims_fail_on_controls():
 
 
 @functools.cache
-def name_slot(seed: int, epochs: int = 8) -> dict:
+def name_slot(seed: int, steps: int = LM_STEPS) -> dict:
     """Section 4's name latent (selected for S2 on half the IOI prompts) and its AUROCs on the other half:
     S2 vs every other token, and at the S2 slot, a repeated name (clean) vs a new name ("abc" prompts);
     as the control, the S2 slot vs the IO slot (two different positions, both names)."""
-    model, acts = lm_and_acts()
-    sae = S.TopKSAE(64, 256, k=8, seed=seed)
-    S.train_sae(sae, acts, epochs=epochs, batch_size=1024, lr=5e-3, seed=seed)
+    model, _ = lm_and_acts()
+    sae = lm_sae(seed, steps)
     io = tasks.ioi(200, seed=6)
     with torch.no_grad():
         _, c = model.run_with_cache(io.tokens, names_filter=[HOOK])
@@ -186,9 +237,9 @@ def name_slot(seed: int, epochs: int = 8) -> dict:
     }
 
 
-@pytest.mark.parametrize(("seed", "epochs"), [(1, 8), (2, 8), (3, 8), (0, 32)])
-def test_name_latent_is_a_slot_latent(seed, epochs):
-    r = name_slot(seed, epochs)
+@pytest.mark.parametrize(("seed", "steps"), LM_RUNS)
+def test_name_latent_is_a_slot_latent(seed, steps):
+    r = name_slot(seed, steps)
     assert r["s2"] >= 0.9, r
     assert r["repeated vs new"] < 0.7, r
 
@@ -196,3 +247,77 @@ def test_name_latent_is_a_slot_latent(seed, epochs):
 def test_slot_check_fails_on_a_distinction_the_latent_makes():
     r = name_slot(0)
     assert not r["s2 vs io slot"] < 0.7, r
+
+
+# ---- section 5: seed agreement at convergence; section 6: feature splitting
+
+
+def agreement_claims(shared, controls) -> dict[str, bool]:
+    """The notebook's section-5 assertions on converged pairs: `shared` and each control's fractions at
+    cosine 0.5 / 0.7 / 0.9."""
+    return {
+        "few twins at 0.9": shared[2] < 0.3,
+        "most have a loose twin, unlike the controls": shared[0] >= 0.7
+        and all(shared[0] > c[0] + 0.4 for c in controls),
+    }
+
+
+def other_data_control(sae) -> list[float]:
+    """The agreement of `sae` with the notebook's SAE of other data (the synthetic k=8 SAE)."""
+    syn = next(p.sae for p in S.load_frontier() if p.arch == "topk" and p.knob == 8)
+    assert syn is not None
+    return [S.shared_latent_fraction(sae, syn, t) for t in (0.5, 0.7, 0.9)]
+
+
+@pytest.mark.parametrize(("seeds", "steps"), [((2, 3), LM_STEPS), ((4, 5), LM_STEPS), ((0, 1), 2 * LM_STEPS)])
+def test_seed_agreement_at_convergence(seeds, steps):
+    """At other seed pairs and at twice the training: few twins at 0.9, most at 0.5, controls far below."""
+    a, b = lm_sae(seeds[0], steps), lm_sae(seeds[1], steps)
+    shared = [S.shared_latent_fraction(a, b, t) for t in (0.5, 0.7, 0.9)]
+    rand = [
+        S.shared_latent_fraction(S.TopKSAE(64, 256, seed=10), S.TopKSAE(64, 256, seed=11), t) for t in (0.5, 0.7, 0.9)
+    ]
+    claims = agreement_claims(shared, [rand, other_data_control(a)])
+    assert all(claims.values()), (shared, claims)
+
+
+def test_agreement_claim_fails_against_an_sae_of_other_data():
+    """The control pair (toy-lm SAE vs the synthetic data's SAE) does not pass the agreement claim."""
+    a = lm_sae(0)
+    shared = other_data_control(a)
+    assert not agreement_claims(shared, [])["most have a loose twin, unlike the controls"], shared
+
+
+def split_claims(splits) -> dict[str, bool]:
+    return {
+        "some splits": len(splits) >= 3,
+        "most divide by token": sum(s.tv >= 0.5 for s in splits) >= len(splits) / 2,
+    }
+
+
+def splits_at(big_seed: int, small_seed: int, steps: int = LM_STEPS, shuffle_tokens: bool = False):
+    model, acts = lm_and_acts()
+    tokens = corpus_tokens_flat()
+    if shuffle_tokens:
+        tokens = tokens[torch.randperm(len(tokens), generator=torch.Generator().manual_seed(0))]
+    return S.feature_splits(lm_sae(small_seed, steps, 64), lm_sae(big_seed, steps), acts, tokens, model.cfg.d_vocab)
+
+
+@functools.cache
+def corpus_tokens_flat():
+    model = organisms.load("toy-lm")
+    tokens = tasks.corpus_tokens(1200, model.cfg.n_ctx, seed=1)
+    return tokens[tokens != tasks.PAD_ID]
+
+
+@pytest.mark.parametrize(("big", "small", "steps"), [(1, 3, LM_STEPS), (2, 4, LM_STEPS), (0, 2, 2 * LM_STEPS)])
+def test_split_claims_hold(big, small, steps):
+    splits = splits_at(big, small, steps)
+    claims = split_claims(splits)
+    assert all(claims.values()), (claims, splits)
+    assert sum(s.tv_random >= 0.5 for s in splits) < len(splits) / 2, splits  # the notebook's in-cell control
+
+
+def test_split_claim_fails_with_shuffled_tokens():
+    """With each activation's token shuffled, the children no longer divide the contexts by token."""
+    assert not split_claims(splits_at(0, 2, shuffle_tokens=True))["most divide by token"]

@@ -62,7 +62,7 @@ NO_CASE = {
     "probing.DiffMeansProbe", "probing.LogisticProbe", "probing.RidgeProbe",
     # the progress bar re-exported by training (tested in tests/test_progress.py)
     "training.progress",
-    "sae.FrontierPoint",  # a result container
+    "sae.FrontierPoint", "sae.Split",  # result containers
 }  # fmt: skip
 
 
@@ -768,6 +768,18 @@ def _cases_added_2026_12() -> list[tuple[str, str, object]]:
          lambda: sae.steer_with_latent(m(), sae.make_sae("relu", 32, 16), t(), hook_name(), 0, 1.0, torch.ones(2, 6, dtype=torch.bool), 99)),
         ("sae.sweep_frontier", "zero steps", lambda: sae.sweep_frontier(torch.randn(8, 4), torch.randn(8, 4), None, steps=0)),
         ("sae.sweep_frontier", "width mismatch", lambda: sae.sweep_frontier(torch.randn(8, 4), torch.randn(8, 5), None, steps=1)),
+        ("sae.seed_agreement", "zero steps", lambda: sae.seed_agreement(torch.randn(8, 4), 0)),
+        ("sae.seed_agreement", "one seed", lambda: sae.seed_agreement(torch.randn(8, 4), 1, seeds=(0,))),
+        ("sae.feature_splits", "not an SAE", lambda: sae.feature_splits("a", "b", torch.randn(8, 4), torch.zeros(8, dtype=torch.long), 4)),
+        ("sae.train_topk", "not an SAE", lambda: sae.train_topk("sae", torch.randn(8, 4), 1)),
+        ("sae.train_topk", "zero steps", lambda: sae.train_topk(sae.TopKSAE(4, 8, k=2), torch.randn(8, 4), 0)),
+        ("sae.match_features", "width mismatch", lambda: sae.match_features(torch.randn(3, 4), torch.randn(3, 5))),
+        ("sae.recovered_vs_mean", "not an SAE", lambda: sae.recovered_vs_mean(m(), "sae", t(), hook_name())),
+        ("sae.train_sparse_sae", "1-d acts", lambda: sae.train_sparse_sae(torch.randn(8))),
+        ("sae.load_frontier", "no card", lambda: sae.load_frontier("/nonexistent-frontier")),
+        ("sae.frontier_data", "not a recipe", lambda: sae.frontier_data({"data": 1})),
+        ("sae.build_frontier", "no sweep", lambda: sae.build_frontier("/nonexistent-frontier", {"data": 1})),
+        ("sae.score_point", "not an SAE", lambda: sae.score_point("topk", 8.0, "sae", sae.TrainHistory(), torch.randn(8, 4), None)),
     ]  # fmt: skip
 
 

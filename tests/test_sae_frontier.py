@@ -43,3 +43,11 @@ def test_matched_gaps_bad_input():
 def test_smoothed():
     assert S.smoothed([1.0, 2.0, 3.0], width=2) == pytest.approx([1.5, 2.5])
     assert S.smoothed([1.0], width=5) == [1.0]
+
+
+def test_seed_agreement_trains_two_seeds_and_counts_shared_latents():
+    x = torch.randn(512, 8)
+    fractions, saes, hists = S.seed_agreement(x, 3, d_sae=16, k=2, batch_size=64, thresholds=(-1.0, 0.999))
+    assert fractions[0] == 1.0 and 0.0 <= fractions[1] <= 1.0
+    assert len(saes) == 2 and all(h.n_steps == 3 for h in hists)
+    assert not torch.equal(saes[0].W_dec, saes[1].W_dec)

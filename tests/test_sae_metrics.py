@@ -185,3 +185,13 @@ def test_auroc():
     assert S.auroc(torch.ones(4), labels) == 0.5
     with pytest.raises(TutorialInputError, match="positive"):
         S.auroc(torch.ones(4), torch.ones(4, dtype=torch.bool))
+
+
+def test_match_features_is_one_to_one_and_at_most_the_hungarian_matching():
+    g = torch.Generator().manual_seed(0)
+    true = torch.randn(6, 5, generator=g)
+    learned = torch.cat([true[:1], true[:1], torch.randn(4, 5, generator=g)])  # one feature learned twice
+    got = S.match_features(learned, true)
+    assert got["mcc"] < got["mmcs"]
+    assert got["mcc"] <= S.feature_recovery(learned, true)["mcc"] + 1e-6
+    assert S.match_features(true * 3, true)["mcc"] == pytest.approx(1.0)

@@ -25,3 +25,11 @@ def test_synthetic_activations_seeded_and_shaped():
 def test_feature_frequencies_cap():
     p = S.feature_frequencies(10, 8.0, decay=2.0)
     assert float(p.max()) <= 0.9 + 1e-6 and float(p.sum()) == pytest.approx(8.0, rel=1e-5)
+
+
+def test_an_sae_with_the_datas_seed_does_not_start_at_the_true_features():
+    """The data's generator is seeded apart from the SAEs': before it was, TopKSAE(seed=0) started AT the
+    features of synthetic_activations(seed=0) (MCC 1.0 untrained)."""
+    for seed in (0, 1):
+        _, true = S.synthetic_activations(10, 64, 256, 8.0, seed=seed)
+        assert S.feature_recovery(S.TopKSAE(64, 256, seed=seed), true)["mcc"] < 0.5

@@ -87,3 +87,11 @@ def test_training_step_is_one_step_of_train_sae():
     assert hist.loss == pytest.approx(losses, rel=1e-6)
     for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
         assert torch.allclose(getattr(a, name), getattr(b, name), atol=1e-6), name
+
+
+def test_train_topk_keeps_unit_rows_and_lowers_the_loss():
+    x, _ = S.synthetic_activations(2000, 8, 16, 2.0, seed=0)
+    sae = S.TopKSAE(8, 16, k=2, seed=1)
+    losses = S.train_topk(sae, x, 200, batch_size=64, lr=1e-2, dead_window=10, seed=0)
+    assert len(losses) == 200 and losses[-1] < 0.7 * losses[0]
+    assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(16), atol=1e-4)

@@ -1,15 +1,27 @@
 """Checks for chapter 02, sparse autoencoders: the forward pass, TopK, the loss with its penalty,
-explained variance, one training step, and correlating latents with a known label."""
+explained variance, one training step, correlating latents with a known label, the whole training loop,
+matching learned rows to true features, loss recovered by splicing, and (open) a sparse SAE of toy-lm."""
 
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 from torch import Tensor
 
 from .. import sae as S
-from ..sae import latent_label_correlation, sae_forward, sae_loss, topk_activation, training_step
+from ..sae import (
+    latent_label_correlation,
+    match_features,
+    recovered_vs_mean,
+    sae_forward,
+    sae_loss,
+    topk_activation,
+    train_sparse_sae,
+    train_topk,
+    training_step,
+)
 from .core import Mismatch, call_student, compare, exercise
 from .guard import Mutable
 
@@ -215,7 +227,7 @@ def check_training_step(fn):
             )
 
 
-@exercise("02.6", "Correlate latents with a label", reference=latent_label_correlation)
+@exercise("02.9", "Correlate latents with a label", reference=latent_label_correlation)
 def check_latent_label_correlation(fn):
     for seed in range(3):
         g = torch.Generator().manual_seed(seed)
@@ -237,4 +249,134 @@ def check_latent_label_correlation(fn):
             want,
             "the correlation of each latent with the label [d_sae]",
             hint="Pearson r per column: sum((z - mean z)(y - mean y)) / sqrt(sum (z - mean z)^2 * sum (y - mean y)^2).",
+        )
+
+
+@exercise("02.6", "The TopK training loop", reference=train_topk)
+def check_train_topk(fn):
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(400, 6, generator=g) @ torch.randn(6, 6, generator=g) + 2.0
+    base = S.TopKSAE(6, 16, k=2, seed=3, sparse=False)
+    ref, mine = copy.deepcopy(base), copy.deepcopy(base)
+    want = train_topk(ref, data, 30, batch_size=32, lr=1e-2, dead_window=5, seed=1)
+    got = call_student(fn, Mutable(mine), data, 30, batch_size=32, lr=1e-2, dead_window=5, seed=1)
+    if not isinstance(got, (list, tuple)) or len(got) != 30:
+        raise Mismatch(f"return a list with one loss per step (30 here), got {type(got).__name__} of length "
+                       f"{len(got) if hasattr(got, '__len__') else '?'}.")  # fmt: skip
+    if torch.allclose(mine.b_dec.detach(), base.b_dec) and not torch.allclose(ref.b_dec, base.b_dec):
+        raise Mismatch("b_dec never moved: did you train at all (optimizer.step()) and start b_dec at the data mean?")
+    if abs(float(got[0]) - want[0]) > 1e-3 * max(1.0, abs(want[0])):
+        raise Mismatch(
+            f"the first loss is {float(got[0]):.4g}, expected {want[0]:.4g}: before the first step, set b_dec to "
+            "the mean of the data and normalise the decoder rows; draw each batch with "
+            "torch.randint(0, n, (batch_size,), generator=gen) from a generator seeded with `seed`; report the "
+            "squared error (out.mse), not the total loss."
+        )
+    norms = mine.W_dec.detach().norm(dim=1)
+    if not torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
+        raise Mismatch("the decoder rows no longer have unit norm: call sae.normalize_decoder() after every step.")
+    losses_close = all(abs(float(a) - b) <= 1e-3 * max(1.0, abs(b)) for a, b in zip(got, want))
+    if not torch.allclose(mine.W_dec.detach(), ref.W_dec, atol=1e-3):
+        if losses_close:
+            raise Mismatch("the losses match but the decoder does not: remove the gradient parallel to each decoder "
+                           "row (sae.remove_parallel_grad()) between backward() and step().")  # fmt: skip
+        raise Mismatch(
+            "the run drifts from the reference after a few steps. Common causes: no AuxK (pass "
+            "dead=since_fired >= dead_window and aux_coeff to sae.loss), a firing counter that is not reset "
+            "for latents that fired (since_fired[out.fired] = 0 after since_fired += 1), the gradient parallel "
+            "to each decoder row not removed (sae.remove_parallel_grad() between backward() and step()), or "
+            "optimizer.zero_grad() missing."
+        )
+    compare([float(v) for v in got], want, "the per-step losses", atol=1e-3, rtol=1e-3)
+
+
+@exercise("02.7", "Matching learned rows to true features", reference=match_features)
+def check_match_features(fn):
+    for seed, (n_true, n_learned) in enumerate([(5, 8), (6, 6), (7, 4)]):
+        g = torch.Generator().manual_seed(seed)
+        true = torch.randn(n_true, 5, generator=g)
+        learned = torch.cat(
+            [true[: min(n_true, n_learned)] * 2.5, torch.randn(max(0, n_learned - n_true), 5, generator=g)]
+        )
+        learned = learned + 0.4 * torch.randn(n_learned, 5, generator=g)
+        got = call_student(fn, learned, true)
+        want = match_features(learned, true)
+        if not isinstance(got, dict) or set(got) != {"mmcs", "mcc"}:
+            raise Mismatch(f"return a dict with keys 'mmcs' and 'mcc', got {type(got).__name__}"
+                           f"{' with keys ' + str(sorted(got)) if isinstance(got, dict) else ''}.")  # fmt: skip
+        raw = true @ learned.T
+        if abs(float(got["mmcs"]) - float(raw.max(1).values.mean())) < 1e-4:
+            raise Mismatch("you compared raw dot products: normalise both sets of rows to unit length first.")
+        compare(float(got["mmcs"]), want["mmcs"], "mmcs (mean over true features of the best cosine)",
+                hint="for each true feature (row), the largest cosine with any learned row; then the mean.")  # fmt: skip
+        if abs(float(got["mcc"]) - want["mmcs"]) < 1e-4 and abs(want["mcc"] - want["mmcs"]) > 1e-3:
+            raise Mismatch("your mcc equals mmcs: a learned row may serve only one true feature. Take the largest "
+                           "remaining cosine, then remove its row and its column, and repeat.")  # fmt: skip
+        compare(float(got["mcc"]), want["mcc"], "mcc (greedy one-to-one matching)",
+                hint="repeat min(n_true, n_learned) times: take the largest remaining cosine, record it, set its "
+                     "row and column to -inf; the mean of the recorded cosines.")  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _toy_lm_case():
+    """toy-lm, a TopK SAE trained briefly on its residual stream, and held-out text (for 02.8 and 02.10)."""
+    from .. import organisms, tasks
+
+    model = organisms.load("toy-lm").eval()
+    hook = "blocks.1.hook_resid_pre"
+
+    def acts_of(seed: int, n: int):
+        tokens = tasks.corpus_tokens(n, model.cfg.n_ctx, seed=seed)
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens, names_filter=[hook])
+        return tokens, cache[hook][tokens != tasks.PAD_ID]
+
+    train_tokens, train_acts = acts_of(1, 1200)
+    test_tokens, test_acts = acts_of(3, 300)
+    sae = S.TopKSAE(64, 128, k=4, seed=0)
+    S.train_sae(sae, train_acts, steps=40, batch_size=1024, lr=5e-3, seed=0)
+    return model, hook, sae, train_acts, test_tokens[:40], test_acts
+
+
+@exercise("02.8", "Loss recovered by splicing", reference=recovered_vs_mean)
+def check_recovered_vs_mean(fn):
+    model, hook, sae, _, tokens, _ = _toy_lm_case()
+    got = call_student(fn, model, sae, tokens, hook)
+    want = recovered_vs_mean(model, sae, tokens, hook)
+    try:
+        got_f = float(got)
+    except (TypeError, ValueError, RuntimeError):
+        raise Mismatch(f"expected a number, got {type(got).__name__}.") from None
+    ref = S.loss_recovered(model, sae, tokens, hook)
+    if abs(got_f - ref["recovered_vs_zero"]) < 1e-3 and abs(want - ref["recovered_vs_zero"]) > 1e-3:
+        raise Mismatch("you compared with zero ablation: replace the activation by its mean over batch and "
+                       "positions (a [d_model] vector), not by zeros.")  # fmt: skip
+    if abs(got_f - (1 - want)) < 1e-3:
+        raise Mismatch("your fraction is upside down: (L_ablated - L_sae) / (L_ablated - L_clean) is 1 when the "
+                       "SAE loses nothing.")  # fmt: skip
+    compare(got_f, want, "the loss recovered against mean ablation", atol=2e-3, rtol=1e-3,
+            hint="three losses with return_type='loss': clean, with the hook returning sae(act) (reshaped to "
+                 "[batch*pos, d] and back), with the hook returning the mean activation.")  # fmt: skip
+
+
+OPEN_EV, OPEN_L0 = 0.95, 4.0
+
+
+@exercise("02.10", "A sparse SAE of toy-lm (open)", reference=train_sparse_sae, function_name="train_my_sae")
+def check_train_my_sae(fn):
+    """A measured property, not equality: the SAE the student's function trains on toy-lm's activations reaches
+    EV >= OPEN_EV with L0 <= OPEN_L0 on held-out text."""
+    _, _, _, train_acts, _, test_acts = _toy_lm_case()
+    sae = call_student(fn, train_acts)
+    if not isinstance(sae, S.SAE):
+        raise Mismatch(f"return the trained SAE (a tutorial_lib.sae.SAE), got {type(sae).__name__}.")
+    if sae.d_in != train_acts.shape[1]:
+        raise Mismatch(f"the SAE's d_in is {sae.d_in}; toy-lm's residual stream has {train_acts.shape[1]} dimensions.")
+    with torch.no_grad():
+        ev = S.evaluate(sae, test_acts)
+    if ev.l0 > OPEN_L0 + 1e-6 or ev.explained_variance < OPEN_EV:
+        raise Mismatch(
+            f"on held-out text your SAE has L0 {ev.l0:.1f} and EV {ev.explained_variance:.3f}; the target is "
+            f"L0 <= {OPEN_L0:g} with EV >= {OPEN_EV}. A TopK SAE fixes L0 exactly; then train long enough "
+            "that the loss flattens."
         )

@@ -20,6 +20,8 @@ Modules, after SAELens's split:
     metrics        explained_variance, l0_norm, evaluate, loss_recovered, feature_recovery, ...
     synthetic      synthetic_activations, feature_frequencies
     io             save_sae, load_sae (SAELens 6.x format)
+    splitting      feature_splits: do a bigger dictionary's children divide a latent's contexts?
+    pretrained     load_frontier: the chapter's frontier SAEs trained to their plateau, shipped with a card
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from .architectures import (
     topk_activation,
 )
 from .base import SAE, LossOutput
-from .frontier import FrontierPoint, ev_at_l0, matched_gaps, smoothed, sweep_frontier
+from .frontier import FrontierPoint, ev_at_l0, matched_gaps, score_point, seed_agreement, smoothed, sweep_frontier
 from .io import CFG_FILE, WEIGHTS_FILE, load_sae, save_sae
 from .metrics import (
     SAEEval,
@@ -48,12 +50,16 @@ from .metrics import (
     l0_norm,
     latent_label_correlation,
     loss_recovered,
+    match_features,
+    recovered_vs_mean,
     shared_latent_fraction,
     steer_with_latent,
 )
+from .pretrained import FRONTIER_DIR, FRONTIER_RECIPE, build_frontier, frontier_data, load_frontier
 from .sparse import gather_latents, topk_decode_sparse, topk_encode_sparse, use_sparse_topk
+from .splitting import Split, feature_splits
 from .synthetic import feature_frequencies, synthetic_activations
-from .training import TrainHistory, default_dead_window, train_sae, training_step
+from .training import TrainHistory, default_dead_window, train_sae, train_sparse_sae, train_topk, training_step
 
 __all__ = [
     "ARCHITECTURES",
@@ -90,6 +96,19 @@ __all__ = [
     "smoothed",
     "steer_with_latent",
     "sweep_frontier",
+    "score_point",
+    "seed_agreement",
+    "match_features",
+    "recovered_vs_mean",
+    "train_topk",
+    "train_sparse_sae",
+    "Split",
+    "feature_splits",
+    "FRONTIER_DIR",
+    "FRONTIER_RECIPE",
+    "build_frontier",
+    "frontier_data",
+    "load_frontier",
     "synthetic_activations",
     "topk_activation",
     "topk_decode_sparse",

@@ -7,7 +7,7 @@ Chapter 02: sparse autoencoders (section 3, and the robustness tests in tests/te
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -15,15 +15,17 @@ from torch import Tensor
 
 from ..validation import TutorialInputError, expect_finite, expect_int_at_least, expect_number
 from .architectures import ReLUSAE, TopKSAE
-from .metrics import evaluate, feature_recovery
+from .base import SAE
+from .metrics import evaluate, feature_recovery, shared_latent_fraction
 from .training import TrainHistory, train_sae
 
-__all__ = ["FrontierPoint", "ev_at_l0", "matched_gaps", "smoothed", "sweep_frontier"]
+__all__ = ["FrontierPoint", "ev_at_l0", "matched_gaps", "score_point", "seed_agreement", "smoothed", "sweep_frontier"]
 
 
 @dataclass(frozen=True)
 class FrontierPoint:
-    """One trained SAE of a sweep: its architecture, knob (k or l1_coeff), held-out L0, EV and MCC.
+    """One trained SAE of a sweep: its architecture, knob (k or l1_coeff), held-out L0, EV and MCC,
+    its training history and the SAE itself.
 
     Chapter 02: sparse autoencoders.
     """
@@ -34,6 +36,7 @@ class FrontierPoint:
     ev: float
     mcc: float
     history: TrainHistory
+    sae: SAE | None = field(default=None, compare=False, repr=False)
 
 
 def sweep_frontier(
@@ -66,10 +69,22 @@ def sweep_frontier(
     for arch, knob, sae in saes:
         sae = sae.to(x_train.device)
         hist = train_sae(sae, x_train, steps=steps, batch_size=batch_size, lr=lr, seed=seed, desc=f"{arch} {knob:g}")
-        ev = evaluate(sae, x_test)
-        mcc = float("nan") if true_features is None else feature_recovery(sae, true_features.to(x_train.device))["mcc"]
-        points.append(FrontierPoint(arch, knob, ev.l0, ev.explained_variance, mcc, hist))
+        points.append(score_point(arch, knob, sae, hist, x_test, true_features))
     return points
+
+
+def score_point(
+    arch: str, knob: float, sae: SAE, history: TrainHistory, x_test: Tensor, true_features: Tensor | None
+) -> FrontierPoint:
+    """A trained SAE's FrontierPoint: L0 and EV on `x_test`, MCC against `true_features` (NaN without).
+
+    Chapter 02: sparse autoencoders.
+    """
+    if not isinstance(sae, SAE):
+        raise TutorialInputError(f"sae must be a tutorial_lib.sae.SAE, got {type(sae).__name__}.")
+    ev = evaluate(sae, x_test)
+    mcc = float("nan") if true_features is None else feature_recovery(sae, true_features.to(x_test.device))["mcc"]
+    return FrontierPoint(arch, knob, ev.l0, ev.explained_variance, mcc, history, sae)
 
 
 def ev_at_l0(points: Sequence[FrontierPoint], l0: float) -> float:
@@ -114,3 +129,33 @@ def smoothed(values: Sequence[float], width: int = 5) -> list[float]:
     if len(t) < width:
         return t.tolist()
     return torch.nn.functional.avg_pool1d(t[None, None], width, 1).flatten().tolist()
+
+
+def seed_agreement(
+    data: Tensor,
+    steps: int,
+    *,
+    seeds: Sequence[int] = (0, 1),
+    thresholds: Sequence[float] = (0.5, 0.7, 0.9),
+    d_sae: int = 256,
+    k: int = 8,
+    batch_size: int = 1024,
+    lr: float = 5e-3,
+) -> tuple[list[float], list[TopKSAE], list[TrainHistory]]:
+    """Train two TopK SAEs on `data` that differ only in their seed (initialisation and batch order) and
+    return (the fraction of the first's latents whose best match in the second has cosine above each
+    threshold, the two SAEs, their histories).
+
+    Chapter 02: sparse autoencoders (section 5, seed disagreement; Paulo and Belrose 2025).
+    """
+    expect_int_at_least(steps, "steps")
+    if len(seeds) != 2:
+        raise TutorialInputError(f"seeds must name two seeds, got {seeds!r}.")
+    if data.ndim != 2:
+        raise TutorialInputError(f"data must be [n, d_in], got shape {tuple(data.shape)}.")
+    saes = [TopKSAE(data.shape[1], d_sae, k=k, seed=int(s)).to(data.device) for s in seeds]
+    hists = [
+        train_sae(m, data, steps=steps, batch_size=batch_size, lr=lr, seed=int(s), desc=f"seed {s}")
+        for s, m in zip(seeds, saes)
+    ]
+    return [shared_latent_fraction(saes[0], saes[1], t) for t in thresholds], saes, hists

@@ -14,6 +14,8 @@ from ..validation import TutorialInputError, expect_int_at_least, expect_number,
 
 __all__ = ["feature_frequencies", "synthetic_activations"]
 
+_DATA_STREAM = 0x5EED_DA7A  # offsets the data's seed from SAE initialisations (see synthetic_activations)
+
 
 def feature_frequencies(n_features: int, l0: float, decay: float = 0.5) -> Float[Tensor, " n_features"]:
     """Firing probabilities p_i proportional to (i + 1)^-decay, scaled to sum to l0, capped at 0.9.
@@ -55,7 +57,8 @@ def synthetic_activations(
     * N(0, 1)|. With correlation c > 0, firing is driven by a Gaussian copula through `n_factors`
     shared factors (each feature's latent has variance c from the factors), which keeps every
     feature's frequency but makes features co-occur. Computed on CPU with a seeded generator, then
-    moved to `device`, so the numbers do not depend on the device.
+    moved to `device`, so the numbers do not depend on the device. The generator is seeded apart from
+    the SAEs' (`SAE(seed=seed)`), so an SAE never starts at the true dictionary.
     """
     for name, v in (("n_samples", n_samples), ("d_in", d_in), ("n_features", n_features)):
         if not isinstance(v, int) or v < 1:
@@ -65,7 +68,9 @@ def synthetic_activations(
     expect_number(freq_decay, "freq_decay")
     expect_number(magnitude_std, "magnitude_std", 0.0)
     expect_number(noise_std, "noise_std", 0.0)
-    gen = torch.Generator().manual_seed(seed)
+    # Not manual_seed(seed): an SAE built with the same seed draws its decoder from that stream and
+    # would start at the true features (its MCC was 1.0 before any training).
+    gen = torch.Generator().manual_seed(_DATA_STREAM + seed)
     features = F.normalize(torch.randn(n_features, d_in, generator=gen), dim=1)
     p = feature_frequencies(n_features, l0, freq_decay)
     cut = torch.special.ndtri(p.double()).float()  # fire when a standard normal falls below this

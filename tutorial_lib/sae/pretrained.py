@@ -1,0 +1,153 @@
+"""Trained SAEs shipped as artefacts: chapter 02's TopK-vs-ReLU frontier on synthetic data, trained to
+its plateau (4,800 steps each, about 75 s of CPU: more than a notebook may spend), stored in SAELens
+format under tutorial_lib/data/saes/ with a card holding the recipe, the training curves and the
+sha256 of every weights file. `load_frontier` checks the hashes and scores the SAEs live on held-out
+data; `build_frontier` (python -m tutorial_lib.sae.pretrained) retrains them from the recipe.
+
+Chapter 02: sparse autoencoders.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..validation import TutorialInputError
+from .frontier import FrontierPoint, score_point, sweep_frontier
+from .io import WEIGHTS_FILE, load_sae, save_sae
+from .synthetic import synthetic_activations
+from .training import TrainHistory
+
+__all__ = ["FRONTIER_DIR", "FRONTIER_RECIPE", "build_frontier", "frontier_data", "load_frontier"]
+
+FRONTIER_DIR = Path(__file__).resolve().parent.parent / "data" / "saes" / "synthetic-frontier"
+CARD = "card.json"
+FRONTIER_RECIPE: dict = {
+    "data": {"n_samples": 60_000, "d_in": 64, "n_features": 256, "l0": 8.0, "seed": 0},
+    "train_rows": [0, 30_000],
+    "test_rows": [50_000, 60_000],
+    "sweep": {
+        "ks": [4, 8, 16, 32],
+        "l1_coeffs": [1.0, 0.6, 0.3, 0.15],
+        "steps": 4800,
+        "batch_size": 256,
+        "lr": 2e-3,
+        "seed": 0,
+    },
+}
+_HISTORY_FIELDS = ("steps", "loss", "mse", "l0", "dead_fraction")
+
+
+def _sha256(path: Path) -> str:
+    from ..organisms.loading import sha256
+
+    return sha256(path)
+
+
+def frontier_data(recipe: dict = FRONTIER_RECIPE) -> tuple[Tensor, Tensor, Tensor]:
+    """(x_train, x_test, true_features) of the recipe's synthetic data.
+
+    Chapter 02: sparse autoencoders.
+    """
+    if not isinstance(recipe, dict) or not {"data", "train_rows", "test_rows"} <= recipe.keys():
+        raise TutorialInputError(
+            f"recipe must be a dict like FRONTIER_RECIPE with 'data', 'train_rows' and 'test_rows', got {recipe!r:.80}."
+        )
+    d = recipe["data"]
+    x, true = synthetic_activations(d["n_samples"], d["d_in"], d["n_features"], d["l0"], seed=d["seed"])
+    (a, b), (c, e) = recipe["train_rows"], recipe["test_rows"]
+    return x[a:b], x[c:e], true
+
+
+def _name(arch: str, knob: float) -> str:
+    return f"{arch}-{knob:g}"
+
+
+def build_frontier(out_dir: str | Path = FRONTIER_DIR, recipe: dict = FRONTIER_RECIPE) -> Path:
+    """Train the recipe's sweep and write one SAELens directory per SAE plus `card.json`.
+
+    Chapter 02: sparse autoencoders.
+    """
+    out = Path(out_dir)
+    if not isinstance(recipe, dict) or "sweep" not in recipe:
+        raise TutorialInputError(f"recipe must be a dict like FRONTIER_RECIPE with a 'sweep', got {recipe!r:.80}.")
+    x_train, x_test, true = frontier_data(recipe)
+    sw = recipe["sweep"]
+    points = sweep_frontier(
+        x_train,
+        x_test,
+        true,
+        ks=sw["ks"],
+        l1_coeffs=sw["l1_coeffs"],
+        steps=sw["steps"],
+        batch_size=sw["batch_size"],
+        lr=sw["lr"],
+        seed=sw["seed"],
+    )
+    saes = []
+    for p in points:
+        assert p.sae is not None
+        path = save_sae(p.sae, out / _name(p.arch, p.knob), model_name="synthetic")
+        h = p.history
+        saes.append(
+            {
+                "arch": p.arch,
+                "knob": p.knob,
+                "dir": path.name,
+                "sha256": _sha256(path / WEIGHTS_FILE),
+                "held_out": {"l0": round(p.l0, 3), "ev": round(p.ev, 4), "mcc": round(p.mcc, 4)},
+                "history": {f: getattr(h, f) for f in _HISTORY_FIELDS},
+                "n_steps": h.n_steps,
+            }
+        )
+    card = {
+        "name": "synthetic-frontier",
+        "what": "chapter 02 section 3: TopK and ReLU-L1 SAEs trained equally long on the same synthetic data",
+        "recipe": recipe,
+        "rebuild": "python -m tutorial_lib.sae.pretrained",
+        "torch": torch.__version__,
+        "saes": saes,
+    }
+    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
+    return out
+
+
+def load_frontier(directory: str | Path = FRONTIER_DIR, *, device=None) -> list[FrontierPoint]:
+    """The shipped frontier: each SAE loaded (its sha256 checked), scored on the recipe's held-out rows.
+
+    Chapter 02: sparse autoencoders.
+    """
+    directory = Path(directory)
+    if not (directory / CARD).is_file():
+        raise TutorialInputError(f"{directory} must hold {CARD}; rebuild it with python -m tutorial_lib.sae.pretrained")
+    card = json.loads((directory / CARD).read_text())
+    _, x_test, true = frontier_data(card["recipe"])
+    x_test, true = x_test.to(device), true.to(device)
+    points = []
+    for entry in card["saes"]:
+        path = directory / entry["dir"]
+        if _sha256(path / WEIGHTS_FILE) != entry["sha256"]:
+            raise TutorialInputError(
+                f"{path / WEIGHTS_FILE} does not match its card's sha256: restore it (git checkout) or rebuild it "
+                "with python -m tutorial_lib.sae.pretrained"
+            )
+        h = entry["history"]
+        hist = TrainHistory(
+            steps=list(h["steps"]),
+            loss=list(h["loss"]),
+            mse=list(h["mse"]),
+            l0=list(h["l0"]),
+            dead_fraction=list(h["dead_fraction"]),
+            n_steps=entry["n_steps"],
+        )
+        sae = load_sae(path, device=device).eval()
+        points.append(score_point(entry["arch"], float(entry["knob"]), sae, hist, x_test, true))
+    return points
+
+
+if __name__ == "__main__":  # pragma: no cover - the recipe's entry point
+    print(build_frontier(sys.argv[1] if len(sys.argv) > 1 else FRONTIER_DIR))

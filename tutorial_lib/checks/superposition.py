@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 
@@ -196,7 +197,7 @@ def check_classify_two_feature_solution(fn):
         )
 
 
-def _train_case(steps: int, log_every: int):
+def _train_case(steps: int, log_every: int) -> tuple[sp.ToyModel, sp.ToyModel, dict[str, Any]]:
     model = sp.ToyModel(5, 2, 3, torch.tensor([1.0, 0.1, 0.01]), 0.9 ** torch.arange(5.0), seed=3)
     return (
         copy.deepcopy(model),

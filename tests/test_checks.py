@@ -513,3 +513,14 @@ def test_02_10_measures_the_property():
 
     result = EXERCISES["02.10"].check(too_dense)
     assert result.status == "failed" and "L0 8.0" in result.hint, result.hint
+
+
+def test_student_heads_names_what_is_wrong_with_a_search_result():
+    from tutorial_lib.checks.core import Mismatch, random_model, student_heads
+
+    model = random_model(0)  # 2 layers x 4 heads
+    assert student_heads([(1, 2), (torch.tensor(0), 3)], model, "x") == [(1, 2), (0, 3)]
+    for bad, says in [(5, "pairs"), ([(0, 1)] * 2, "different"), ([(0, 1), (1, 1), (1, 2)], "one to 2"),
+                      ([(2, 0)], "not heads")]:  # fmt: skip
+        with pytest.raises(Mismatch, match=says):
+            student_heads(bad, model, "x")

@@ -149,6 +149,21 @@ def call_student(fn: Callable, *args, **kwargs) -> Any:
     return result
 
 
+def student_heads(got: Any, model, what: str, max_heads: int = 2) -> list[tuple[int, int]]:
+    """The (layer, head) pairs a student's search returned, as ints, or a Mismatch naming what is wrong:
+    not pairs, not 1..max_heads different heads, or heads outside the model (open exercises' checks)."""
+    try:
+        heads = [(int(layer), int(head)) for layer, head in got]
+    except (TypeError, ValueError):
+        raise Mismatch(f"{what}: expected a list of (layer, head) pairs, got {got!r:.200}.") from None
+    if not 1 <= len(heads) <= max_heads or len(set(heads)) != len(heads):
+        raise Mismatch(f"{what}: expected one to {max_heads} different heads, got {heads}.")
+    bad = [h for h in heads if not (0 <= h[0] < model.cfg.n_layers and 0 <= h[1] < model.cfg.n_heads)]
+    if bad:
+        raise Mismatch(f"{what}: {bad} are not heads of this {model.cfg.n_layers}x{model.cfg.n_heads} model.")
+    return heads
+
+
 def _is_stub(err: NotImplementedError, fn: Callable) -> bool:
     """The exercise's stub (`raise NotImplementedError("Exercise: write ...")`, or a bare `raise
     NotImplementedError` in the function's own body), not one raised deeper (by torch or a helper)."""

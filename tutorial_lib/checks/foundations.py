@@ -8,7 +8,7 @@ import functools
 import torch
 
 from .. import forward_pass, hooks, tasks
-from .core import Mismatch, call_student, compare, exercise, random_model
+from .core import Mismatch, call_student, compare, exercise, random_model, student_heads
 
 
 def _tokens(seed: int, batch: int = 3, pos: int = 9) -> torch.Tensor:
@@ -215,14 +215,7 @@ def check_heads_carrying_logit_diff(fn):
         batch = tasks.ioi(40, seed=seed)
         got = call_student(fn, model, batch.tokens, batch.io_token, batch.s_token)
         what = f"heads for IOI batch of seed {seed}"
-        try:
-            heads = [(int(layer), int(head)) for layer, head in got]
-        except (TypeError, ValueError):
-            raise Mismatch(f"{what}: expected a list of (layer, head) pairs, got {got!r}.") from None
-        if not 1 <= len(heads) <= 2 or len(set(heads)) != len(heads):
-            raise Mismatch(f"{what}: expected one or two different heads, got {heads}.")
-        if any(not (0 <= la < model.cfg.n_layers and 0 <= h < model.cfg.n_heads) for la, h in heads):
-            raise Mismatch(f"{what}: {heads} are not all heads of this {model.cfg.n_layers}x{model.cfg.n_heads} model.")
+        heads = student_heads(got, model, what)
         clean = hooks.mean_logit_diff_ablated(model, batch.tokens, batch.io_token, batch.s_token, [])
         left = hooks.mean_logit_diff_ablated(model, batch.tokens, batch.io_token, batch.s_token, heads)
         if left > 0.5 * clean:

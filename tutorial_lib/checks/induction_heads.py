@@ -9,7 +9,7 @@ import functools
 import torch
 
 from .. import attention, hooks, tasks
-from .core import Mismatch, call_student, compare, exercise, random_model
+from .core import Mismatch, call_student, compare, exercise, random_model, student_heads
 
 
 def _random_model(seed: int = 0):
@@ -305,15 +305,7 @@ def check_find_copy_heads(fn):
         data = _organism_data(seed)
         got = call_student(fn, model, data)
         what = f"find_copy_heads(model, data of seed {seed})"
-        try:
-            heads = [(int(layer), int(head)) for layer, head in got]
-        except (TypeError, ValueError):
-            raise Mismatch(f"{what}: expected a list of (layer, head) pairs, got {got!r}.") from None
-        if not 1 <= len(heads) <= 2 or len(set(heads)) != len(heads):
-            raise Mismatch(f"{what}: expected one or two different heads, got {heads}.")
-        bad = [h for h in heads if not (0 <= h[0] < model.cfg.n_layers and 0 <= h[1] < model.cfg.n_heads)]
-        if bad:
-            raise Mismatch(f"{what}: {bad} are not heads of this {model.cfg.n_layers}x{model.cfg.n_heads} model.")
+        heads = student_heads(got, model, what)
         clean = attention.ablated_loss(model, data, [])
         r = attention.ablated_loss(model, data, heads, kind="mean")
         rise, moved = r["repeated"] - clean["repeated"], abs(r["first"] - clean["first"])

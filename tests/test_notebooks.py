@@ -22,6 +22,7 @@ EXPECTED = [
     "04_activation_patching",
     "05_induction_heads",
     "06_open_problems",
+    "07_circuit_discovery",
 ]
 
 

@@ -19,6 +19,7 @@ CHAPTER_MODULES = {
     "04": "activation_patching",
     "05": "induction_heads",
     "06": "open_problems",
+    "07": "circuit_discovery",
 }
 
 

@@ -9,7 +9,7 @@ weights, checked once per model against its logits), ``edges`` (edge patching, m
 from __future__ import annotations
 
 from .acdc import ACDCResult, acdc, acdc_sweep, kl_to
-from .eap import eap_scores, receiver_gradients
+from .eap import eap_circuit, eap_ig_scores, eap_scores, receiver_gradients
 from .edges import edge_patch, mean_sender_outputs, run_edges, sender_outputs
 from .graph import Graph, build_graph
 from .metrics import auc, bootstrap_ci, faithfulness, roc_curve, top_k_mask
@@ -22,6 +22,8 @@ __all__ = [
     "auc",
     "bootstrap_ci",
     "build_graph",
+    "eap_circuit",
+    "eap_ig_scores",
     "eap_scores",
     "edge_patch",
     "faithfulness",

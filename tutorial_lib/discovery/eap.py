@@ -23,7 +23,7 @@ from . import forward as fw
 from .edges import _empty_outs, _forward, _sender_outputs
 from .graph import build_graph
 
-__all__ = ["eap_scores", "receiver_gradients"]
+__all__ = ["eap_circuit", "eap_ig_scores", "eap_scores", "receiver_gradients"]
 
 
 def _metric_total(metric, logits: Tensor) -> Tensor:
@@ -86,3 +86,38 @@ def eap_scores(
     grads = receiver_gradients(model, corrupted, metric, embed).mean(0)  # [B, P, R, D]
     scores = torch.einsum("bpsd,bprd->psr", clean_outs - corr_outs, grads) * g.valid.to(grads.device)
     return scores if per_position else scores.sum(0)
+
+
+def eap_circuit(
+    model,
+    clean_tokens: Int[Tensor, "batch pos"],
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    metric,
+    max_edges: int,
+    ig_steps: int = 5,
+) -> Tensor:
+    """A circuit of at most `max_edges` edges: the edges with the largest |EAP-IG score| (bool [sender, receiver]).
+
+    Chapter 07: circuit discovery. Exercise 07.8 (a reference for the open exercise; any search that meets
+    the measured target passes).
+    """
+    from .metrics import top_k_mask
+
+    scores = eap_scores(model, clean_tokens, corrupted_tokens, metric, ig_steps=ig_steps)
+    return top_k_mask(
+        scores, expect_int_at_least(max_edges, "max_edges", 1), build_graph(model).valid.to(scores.device)
+    )
+
+
+def eap_ig_scores(
+    model,
+    clean_tokens: Int[Tensor, "batch pos"],
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    metric,
+    ig_steps: int = 5,
+) -> Float[Tensor, "sender receiver"]:
+    """EAP-IG edge scores [sender, receiver]: eap_scores with the gradient averaged over `ig_steps` points.
+
+    Chapter 07: circuit discovery. Exercise 07.6 (the reference).
+    """
+    return eap_scores(model, clean_tokens, corrupted_tokens, metric, ig_steps=ig_steps)

@@ -46,6 +46,7 @@ KERNELS = {
     "training": "05",
     "open_problems": "06",
     "discovery": "07",
+    "lens": "08",
 }
 CHAPTER = re.compile(r"\bChapter \d\d\b")
 EXERCISE = re.compile(r"\bExercise (\d\d\.\d+)\b")

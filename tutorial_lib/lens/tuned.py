@@ -1,0 +1,100 @@
+"""The tuned lens (Belrose et al. 2023): per layer an affine translator h -> h + A h + b (A, b start
+at zero, so training starts from the logit lens), trained so that read_out(translator(h)) matches the
+model's final distribution in KL. The last entry of the stack is the model's output and gets none."""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from ..validation import TutorialInputError, expect_int_at_least, expect_model, expect_tokens
+from .logit import lens_kl, read_out, residual_stack
+
+
+class TunedLens(nn.Module):
+    """One affine translator per block input (n_layers of them); the final entry passes unchanged.
+
+    Chapter 08: lenses."""
+
+    def __init__(self, n_layers: int, d_model: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_layers, d_model, d_model))
+        self.bias = nn.Parameter(torch.zeros(n_layers, d_model))
+
+    def forward(self, stack: Float[Tensor, "layer_plus_1 *rest d_model"]) -> Tensor:
+        """Translate each entry of a residual stack (as `residual_stack` returns it).
+
+        Chapter 08: lenses."""
+        n = self.weight.shape[0]
+        if stack.shape[0] != n + 1 or stack.shape[-1] != self.weight.shape[-1]:
+            raise TutorialInputError(
+                f"stack must be [{n + 1}, ..., {self.weight.shape[-1]}] (residual_stack's shape), got {list(stack.shape)}."
+            )
+        early = stack[:n]
+        flat = early.reshape(n, -1, early.shape[-1])
+        moved = flat + flat @ self.weight.transpose(1, 2) + self.bias[:, None]
+        return torch.cat([moved.reshape(early.shape), stack[n:]])
+
+
+def _stack_and_target(model, tokens: Tensor) -> tuple[Tensor, Tensor]:
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(tokens)
+        return residual_stack(model, cache).detach(), logits.detach()
+
+
+def train_tuned_lens(
+    model,
+    tokens: Tensor,
+    steps: int = 300,
+    lr: float = 1e-2,
+    seed: int = 0,
+    mask: Tensor | None = None,
+    shuffle_targets: bool = False,
+) -> tuple[TunedLens, list[float]]:
+    """Fit a TunedLens on the residual streams of `tokens` (full batch, Adam), minimising the summed
+    per-layer KL(final || lens) over `mask`'s positions. `shuffle_targets=True` is the control: each
+    position's target is another position's final distribution, so no translator can read the stream.
+    Returns the lens and the loss per step.
+
+    Chapter 08: lenses."""
+    model = expect_model(model)
+    tokens = expect_tokens(tokens, model=model)
+    expect_int_at_least(steps, "steps")
+    stack, final = _stack_and_target(model, tokens)
+    gen = torch.Generator().manual_seed(seed)
+    if shuffle_targets:
+        flat = final.reshape(-1, final.shape[-1])
+        final = flat[torch.randperm(flat.shape[0], generator=gen)].view_as(final)
+    torch.manual_seed(seed)
+    lens = TunedLens(model.cfg.n_layers, model.cfg.d_model).to(stack.device)
+    opt = torch.optim.Adam(lens.parameters(), lr=lr)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    losses = []
+    for _ in range(steps):
+        kl = lens_kl(read_out(model, lens(stack))[:-1], final, mask)
+        loss = kl.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return lens, losses
+
+
+def tuned_lens_kl(model, lens: TunedLens, tokens: Tensor, mask: Tensor | None = None) -> Float[Tensor, " layer"]:
+    """Per-layer KL(final || tuned lens) on `tokens` (evaluate on tokens the lens was not trained on).
+
+    Chapter 08: lenses."""
+    stack, final = _stack_and_target(model, expect_tokens(tokens, model=model))
+    with torch.no_grad():
+        return lens_kl(read_out(model, lens(stack)), final, mask)
+
+
+def logit_lens_kl(model, tokens: Tensor, mask: Tensor | None = None) -> Float[Tensor, " layer"]:
+    """Per-layer KL(final || logit lens) on `tokens`; the last entry is 0.
+
+    Chapter 08: lenses."""
+    stack, final = _stack_and_target(model, expect_tokens(tokens, model=model))
+    with torch.no_grad():
+        return lens_kl(read_out(model, stack), final, mask)

@@ -14,10 +14,12 @@ from tutorial_lib.validation import TutorialInputError
 def test_topk_recovers_ground_truth_features(device):
     x, true = S.synthetic_activations(60_000, 32, 64, 4.0, seed=0, device=device)
     m = S.TopKSAE(32, 64, k=4, device=device, seed=0)
-    hist = S.train_sae(m, x, epochs=6, batch_size=1024, lr=3e-3, seed=0)
+    untrained = S.feature_recovery(m, true)["mcc"]
+    hist = S.train_sae(m, x, epochs=12, batch_size=1024, lr=3e-3, seed=0)
     rec = S.feature_recovery(m, true)
     ev = S.evaluate(m, x[:8192])
-    assert rec["mcc"] > 0.9, rec
+    # since the data has its own random stream, an untrained SAE no longer starts at the true features
+    assert untrained < 0.5 and rec["mcc"] > 0.85, (untrained, rec)
     assert ev.explained_variance > 0.75
     assert hist.mse[-1] < hist.mse[0]
 

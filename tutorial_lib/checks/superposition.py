@@ -240,9 +240,12 @@ def check_pack_features(fn):
     got = call_student(fn)
     try:
         W, b, p = got
-        W, b, p = torch.as_tensor(W).detach().float().cpu(), torch.as_tensor(b).detach().float().cpu(), float(p)
+        p = float(p)
     except (TypeError, ValueError):
         raise Mismatch(f"expected (W [20, 5], b [20], p), got {got!r:.200}.") from None
+    if not (isinstance(W, torch.Tensor) and isinstance(b, torch.Tensor)):
+        raise Mismatch(f"return W and b as torch tensors, got {type(W).__name__} and {type(b).__name__}.")
+    W, b = W.detach().float().cpu(), b.detach().float().cpu()
     if tuple(W.shape) != (20, 5) or tuple(b.shape) != (20,):
         raise Mismatch(f"expected W of shape (20, 5) and b of shape (20,), got {tuple(W.shape)} and {tuple(b.shape)}.")
     if not 0.001 <= p <= 0.1:

@@ -31,9 +31,10 @@ LM_CHAPTERS = {
     "04": "04_activation_patching",
     "05": "05_induction_heads",
     "06": "06_open_problems",
+    "07": "07_circuit_discovery",
 }
 # ... and those that run to the end on SmolLM2 today (each chapter's owner adds it here).
-REAL_READY: set[str] = {"00", "02", "03", "05", "06"}  # 04: its full patching grids ran past 600 s
+REAL_READY: set[str] = {"00", "02", "03", "05", "06", "07"}  # 04: its full patching grids ran past 600 s
 
 
 def execute_on_real_model(path: Path, model: str = MODEL) -> tuple[float, float]:

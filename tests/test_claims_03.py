@@ -100,11 +100,9 @@ def _ablation_claim(model, seed: int, mlp_steps: int = 400) -> bool:
         u = probing.diff_of_means(d.X_train, d.y_train)
 
         def removed(direction, hook=hook):
-            def edit(act, hook):  # noqa: ARG001 - TransformerLens passes the hook point
-                return probing.project_out(act, direction)
-
-            with torch.no_grad():
-                return gap(model.run_with_hooks(tokens, fwd_hooks=[(hook, edit)]))
+            return probing.intervene(
+                model, tokens, hook, direction, lambda lg: torch.tensor(gap(lg)), clean=clean
+            ).patched
 
         erased = d.with_acts(probing.project_out(d.acts, u))
         net = probing.train_mlp_probe(erased.X_train, erased.y_train, 2, steps=mlp_steps)

@@ -23,9 +23,10 @@ from .core import Mismatch, call_student, compare, exercise, random_model
 from .guard import Mutable
 
 
-def _pair(seed: int, batch: int = 3, pos: int = 7) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Clean and corrupted tokens that share a prefix (as real prompt pairs do), and answer tokens."""
-    g = torch.Generator().manual_seed(100 + seed)
+def prompt_pair(seed: int, batch: int = 3, pos: int = 7, base: int = 100) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Clean and corrupted tokens that share a prefix (as real prompt pairs do), and answer tokens, for the
+    patching and discovery checks (chapters 04 and 07; `base` keeps each chapter's draws its own)."""
+    g = torch.Generator().manual_seed(base + seed)
     clean = torch.randint(0, 23, (batch, pos), generator=g)
     corrupted = clean.clone()
     corrupted[:, 2:] = torch.randint(0, 23, (batch, pos - 2), generator=g)
@@ -34,7 +35,8 @@ def _pair(seed: int, batch: int = 3, pos: int = 7) -> tuple[Tensor, Tensor, Tens
     return clean, corrupted, correct, wrong
 
 
-def _metric(correct: Tensor, wrong: Tensor):
+def logit_diff_metric(correct: Tensor, wrong: Tensor):
+    """The checks' metric: logit difference of `correct` over `wrong` at the last position (chapters 04, 07)."""
     return lambda logits: P.logit_diff(logits, correct, wrong)
 
 
@@ -113,8 +115,8 @@ def check_patch_position_hook(fn):
 def check_patch_resid_pre_grid(fn):
     model = random_model(0)
     for seed in range(2):
-        clean, corrupted, correct, wrong = _pair(seed)
-        metric = _metric(correct, wrong)
+        clean, corrupted, correct, wrong = prompt_pair(seed)
+        metric = logit_diff_metric(correct, wrong)
         got = call_student(fn, model, clean, corrupted, metric)
         want = P.patch_resid_pre(model, clean, corrupted, metric)
         if isinstance(got, Tensor) and got.shape == want.shape:
@@ -148,8 +150,8 @@ def check_patch_resid_pre_grid(fn):
 def check_patch_head_grid(fn):
     model = random_model(0)
     for seed in range(2):
-        clean, corrupted, correct, wrong = _pair(seed)
-        metric = _metric(correct, wrong)
+        clean, corrupted, correct, wrong = prompt_pair(seed)
+        metric = logit_diff_metric(correct, wrong)
         got = call_student(fn, model, clean, corrupted, metric)
         want = P.patch_head_out_all_pos(model, clean, corrupted, metric)
         if isinstance(got, Tensor) and got.shape == want.shape and not torch.allclose(got.float(), want, atol=1e-4):
@@ -195,8 +197,8 @@ def check_path_patch_to_receiver(fn):
     model = random_model(0, n_layers=3)
     cases = [([(0, 1)], (2, 0), "q"), ([(0, 0), (1, 2)], (2, 3), "k"), ([(0, 2), (0, 3)], (1, 1), "v")]
     for seed, (senders, receiver, kind) in enumerate(cases):
-        clean, corrupted, correct, wrong = _pair(seed)
-        metric = _metric(correct, wrong)
+        clean, corrupted, correct, wrong = prompt_pair(seed)
+        metric = logit_diff_metric(correct, wrong)
         got = _as_float(call_student(fn, model, clean, corrupted, metric, senders, receiver, kind))
         want = path_patch_to_receiver(model, clean, corrupted, metric, senders, receiver, kind)
         if isinstance(got, float) and abs(got - want) > 1e-4:
@@ -242,8 +244,8 @@ def check_path_patch_to_receiver(fn):
 def check_mean_ablate_head(fn):
     model = random_model(0)
     for seed, layer, head in [(0, 0, 2), (1, 1, 1)]:
-        tokens, reference, correct, wrong = _pair(seed, batch=4)
-        metric = _metric(correct, wrong)
+        tokens, reference, correct, wrong = prompt_pair(seed, batch=4)
+        metric = logit_diff_metric(correct, wrong)
         got = _as_float(call_student(fn, model, tokens, metric, layer, head, reference))
         want = P.ablate(model, tokens, metric, "head", "mean", reference_tokens=reference)
         if isinstance(got, float):
@@ -295,8 +297,8 @@ def _mean_all_positions(model, tokens, metric, layer, head, reference) -> float:
 def check_attribution_patch_resid(fn):
     model = random_model(0)
     for seed in range(2):
-        clean, corrupted, correct, wrong = _pair(seed)
-        metric = _metric(correct, wrong)
+        clean, corrupted, correct, wrong = prompt_pair(seed)
+        metric = logit_diff_metric(correct, wrong)
         got = call_student(fn, model, clean, corrupted, metric)
         want = attribution_patch_resid(model, clean, corrupted, metric)
         if isinstance(got, Tensor) and got.shape == want.shape and torch.isfinite(got).all():
@@ -337,7 +339,7 @@ def _ioi_case(seed: int):
     model = _ioi_model()
     batch = tasks.ioi(batch=40, seed=seed, corruption="abc")
     clean, corrupted = batch.tokens, model.to_tokens(batch.corrupt_prompts)
-    metric = _metric(torch.tensor([model.to_single_token(a) for a in batch.answers]),
+    metric = logit_diff_metric(torch.tensor([model.to_single_token(a) for a in batch.answers]),
                      torch.tensor([model.to_single_token(a) for a in batch.wrong_answers]))  # fmt: skip
     with torch.no_grad():
         return model, clean, corrupted, metric, metric(model(clean)).item(), metric(model(corrupted)).item()

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .. import discovery as D
-from .. import patching as P
+from .activation_patching import logit_diff_metric, prompt_pair
 from .core import Mismatch, call_student, compare, exercise, random_model
 
 OPEN_MAX_EDGES, OPEN_TARGET = 40, 0.6
@@ -25,18 +25,7 @@ def _model(attn_only: bool = True):
 
 
 def _pair(seed: int, batch: int = 3, pos: int = 6) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Clean and corrupted tokens that share a prefix, and answer tokens."""
-    g = torch.Generator().manual_seed(700 + seed)
-    clean = torch.randint(0, 23, (batch, pos), generator=g)
-    corrupted = clean.clone()
-    corrupted[:, 2:] = torch.randint(0, 23, (batch, pos - 2), generator=g)
-    correct = torch.randint(0, 23, (batch,), generator=g)
-    wrong = (correct + 1 + torch.randint(0, 22, (batch,), generator=g)) % 23
-    return clean, corrupted, correct, wrong
-
-
-def _metric(correct: Tensor, wrong: Tensor):
-    return lambda logits: P.logit_diff(logits, correct, wrong)
+    return prompt_pair(seed, batch, pos, base=700)
 
 
 def _as_tensor(got, what: str) -> Tensor:
@@ -61,13 +50,13 @@ def check_edge_patch(fn):
         clean, corrupted, correct, wrong = _pair(seed)
         ablate = _edge_sets(g, seed)
         got = _as_tensor(
-            call_student(fn, model, clean, corrupted, ablate, _metric(correct, wrong)), "edge_patch's result"
+            call_student(fn, model, clean, corrupted, ablate, logit_diff_metric(correct, wrong)), "edge_patch's result"
         )
-        want = D.edge_patch(model, clean, corrupted, ablate, _metric(correct, wrong))
+        want = D.edge_patch(model, clean, corrupted, ablate, logit_diff_metric(correct, wrong))
         if got.shape != want.shape:
             raise Mismatch(f"return one metric value per edge set: shape {tuple(want.shape)}, got {tuple(got.shape)}.")
         logits, _ = D.run_edges(model, clean, corrupted, ~ablate & g.valid)
-        flipped = torch.stack([_metric(correct, wrong)(lg) for lg in logits])
+        flipped = torch.stack([logit_diff_metric(correct, wrong)(lg) for lg in logits])
         if torch.allclose(got.double(), flipped.double(), atol=1e-5) and not torch.allclose(
             got.double(), want.double()
         ):
@@ -122,7 +111,7 @@ def check_eap_scores(fn):
     model = _model(False)
     for seed in range(2):
         clean, corrupted, correct, wrong = _pair(seed)
-        metric = _metric(correct, wrong)
+        metric = logit_diff_metric(correct, wrong)
         got = _as_tensor(call_student(fn, model, clean, corrupted, metric), "eap_scores' result")
         want = D.eap_scores(model, clean, corrupted, metric)
         if got.shape != want.shape:
@@ -145,7 +134,7 @@ def check_faithfulness(fn):
     model = _model(False)
     g = D.build_graph(model)
     clean, corrupted, correct, wrong = _pair(1)
-    metric = _metric(correct, wrong)
+    metric = logit_diff_metric(correct, wrong)
     circuits = _edge_sets(g, 3)
     got = _as_tensor(call_student(fn, model, clean, corrupted, metric, circuits), "faithfulness' result")
     want = D.faithfulness(model, clean, corrupted, metric, circuits)
@@ -202,7 +191,7 @@ def check_roc_curve(fn):
 def check_eap_ig_scores(fn):
     model = _model(False)
     clean, corrupted, correct, wrong = _pair(2)
-    metric = _metric(correct, wrong)
+    metric = logit_diff_metric(correct, wrong)
     for steps in (1, 3):
         got = _as_tensor(call_student(fn, model, clean, corrupted, metric, steps), "eap_ig_scores' result")
         want = D.eap_scores(model, clean, corrupted, metric, ig_steps=steps)
@@ -256,7 +245,7 @@ def _ioi_case(seed: int):
     clean, corrupted = batch.tokens, model.to_tokens(batch.corrupt_prompts)
     io = torch.tensor([model.to_single_token(a) for a in batch.answers])
     s = torch.tensor([model.to_single_token(a) for a in batch.wrong_answers])
-    return model, clean, corrupted, _metric(io, s)
+    return model, clean, corrupted, logit_diff_metric(io, s)
 
 
 @exercise("07.8", "A small faithful circuit on ioi-3l (open)", reference=D.eap_circuit, function_name="find_circuit")

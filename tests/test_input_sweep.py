@@ -388,6 +388,7 @@ def _cases_open_problems() -> list[tuple[str, str, object]]:
         ("open_problems.log_log_slope", "equal x", lambda: op.log_log_slope([2.0, 2.0], [1.0, 2.0])),
         ("open_problems.median_seconds", "zero repeats", lambda: op.median_seconds(lambda: None, repeats=0)),
         ("open_problems.median_seconds", "not callable", lambda: op.median_seconds(3)),
+        ("open_problems.count_flops", "not callable", lambda: op.count_flops(3)),
         ("open_problems.fraction_recovered", "clean equals ablated", lambda: op.fraction_recovered(1.0, 0.5, 1.0)),
         ("open_problems.fraction_recovered", "NaN", lambda: op.fraction_recovered(NAN, 0.5, 0.0)),
         ("open_problems.fraction_recovered", "shape mismatch",

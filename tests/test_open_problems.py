@@ -184,3 +184,11 @@ def test_median_seconds_statistics():
     assert op.median_seconds(fn, repeats=3, warmup=2, statistic="min") >= 0 and len(calls) == 5
     with pytest.raises(TutorialInputError, match="statistic"):
         op.median_seconds(fn, statistic="mean")
+
+
+def test_count_flops_counts_matrix_products_exactly():
+    a, b = torch.randn(3, 4), torch.randn(4, 5)
+    assert op.count_flops(lambda: a @ b) == 2 * 3 * 4 * 5
+    assert op.count_flops(lambda: a + 1) == 0  # elementwise work is not counted
+    with pytest.raises(TutorialInputError, match="callable"):
+        op.count_flops(3)

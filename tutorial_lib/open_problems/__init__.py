@@ -30,6 +30,7 @@ from .measures import (
 )
 from .scaling import (
     PUBLISHED_CONFIGS,
+    count_flops,
     log_log_slope,
     median_seconds,
     random_transformer,
@@ -55,6 +56,7 @@ __all__ = [
     "log_log_slope",
     "mahalanobis",
     "max_cosines",
+    "count_flops",
     "median_seconds",
     "patch_subspace",
     "random_transformer",

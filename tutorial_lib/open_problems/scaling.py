@@ -82,6 +82,22 @@ def median_seconds(fn: Callable[[], object], repeats: int = 3, warmup: int = 1, 
     return min(times) if statistic == "min" else sorted(times)[len(times) // 2]
 
 
+def count_flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of one call fn(), counted by torch's FlopCounterMode (matrix products and
+    attention; elementwise work is not counted). Unlike a wall-clock time, the count is the same on every
+    machine and under any load, so a cost model can be asserted on it.
+
+    Chapter 06: open problems as experiments (scaling: the cost of a method).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if not callable(fn):
+        raise TutorialInputError(f"fn must be a callable taking no arguments, got {type(fn).__name__}.")
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
 def random_transformer(n_layers: int, d_model: int, d_vocab: int = 2000, n_ctx: int = 32, seed: int = 0):
     """An untrained TransformerBridge of toy-lm's architecture (LayerNorm, GELU MLP of 4 d_model, heads of
     64 dimensions): a family of sizes on which to time a method. Weights do not change the time.

@@ -83,12 +83,17 @@ def frontier_claims(points, baseline: float) -> dict[str, bool]:
 
 def test_the_shipped_frontier_is_the_recipe_at_seed_0():
     """The notebook's SAEs (loaded from the artefact) pass the claims, and retraining from the recipe
-    reproduces their held-out figures."""
+    reproduces the held-out figures of one SAE per architecture (k = 8, l1 = 0.6: each SAE of the sweep
+    trains on its own from the same seed and code path, so two stand for the eight, at a quarter of the
+    CPU; `python -m tutorial_lib.sae.pretrained` rebuilds all eight)."""
     shipped = S.load_frontier()
     claims = frontier_claims(shipped, untrained_mcc(0))
     assert all(claims.values()), claims
-    again = {(p.arch, p.knob): p for p in frontier(0)}
+    again = {(p.arch, p.knob): p for p in frontier(0, ks=(8,), l1_coeffs=(0.6,))}
+    assert len(again) == 2
     for p in shipped:
+        if (p.arch, p.knob) not in again:
+            continue
         q = again[p.arch, p.knob]
         assert abs(p.ev - q.ev) < 0.01 and abs(p.mcc - q.mcc) < 0.02, (p, q)
 

@@ -6,12 +6,13 @@ The distance defaults to Conmy et al.'s: the KL divergence of the circuit's next
 final position from the full model's, averaged over prompts. Exactly that sequential algorithm, made fast:
 
 * the senders before a receiver's layer are those of the clean run (the edges decided so far all point into
-  later receivers), so each trial runs from the receiver's layer on;
-* the trials of one layer's receivers are batched speculatively: one batch removes each candidate edge alone
-  to guess which edges will be kept; the next runs variant j = candidate j removed on top of the earlier
-  candidates decided as guessed, which is the true state whenever those guesses were right. The first wrong
-  guess ends the speculation and the rest is re-run from the corrected state. Decisions and scores equal
-  the one-forward-per-edge loop's.
+  later receivers), and the trials of one receiver change only that receiver's input: each trial recomputes
+  the one head (or MLP) that reads it, then the later layers, from outputs computed once per receiver;
+* with the default distance, the last layer and the logits are computed at the final position only;
+* the trials of one receiver are batched speculatively: variant j removes candidate j on top of the earlier
+  candidates decided as guessed (first guess: removed; later guesses: from the previous batch's increments),
+  which is the true state whenever those guesses were right. The first wrong guess ends the speculation and
+  the rest is re-run from the corrected state. Decisions and scores equal the one-forward-per-edge loop's.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import Tensor
 
 from ..validation import expect_int_at_least, expect_number, expect_tokens
 from . import forward as fw
-from .edges import _empty_outs, _forward, _replacement, _sender_outputs, stages
+from .edges import _bias_before, _empty_outs, _forward, _receive, _replacement, _run_stage, _sender_outputs, stages
 from .graph import Graph, build_graph
 
 __all__ = ["ACDCResult", "acdc", "acdc_sweep", "kl_to"]
@@ -61,6 +62,7 @@ def kl_to(base_logits: Float[Tensor, "batch pos d_vocab"]):
         logp = torch.log_softmax(logits[:, -1].double(), -1)
         return (base.exp() * (base - logp)).sum(-1).mean()
 
+    distance.last_position = True  # type: ignore[attr-defined]  # ACDC may compute the final position only
     return distance
 
 
@@ -77,55 +79,89 @@ class _State:
     repl: Tensor
     ablate: Tensor
     distance: object
+    last_only: bool = False
     n_forwards: int = 0
 
 
-def _trial(st: _State, stage: int, variants: Tensor) -> Tensor:
-    """The distance of each variant's ablation [V, S, R], run from stage `stage` on. Chapter 07: circuit discovery."""
-    n_var = variants.shape[0]
-    outs = st.clean_outs[None].expand(n_var, *st.clean_outs.shape).clone()
-    logits = _forward(st.w, st.g, outs, st.repl, variants, start=stage)
-    st.n_forwards += n_var
+def _distances(st: _State, logits: Tensor) -> Tensor:
+    """The distance of each variant's logits [V, batch, pos, vocab]. Chapter 07: circuit discovery."""
+    st.n_forwards += logits.shape[0]
     return torch.stack([torch.as_tensor(st.distance(lg)).double().reshape(()) for lg in logits])  # type: ignore[operator]
 
 
-def _speculate(st: _State, stage: int, todo: list[tuple[int, int]], keep_guess: list[bool]) -> Tensor:
-    """One batch: variant j removes candidate j on top of the state, with candidates before it decided as
-    guessed. Chapter 07: circuit discovery."""
-    variants = st.ablate[None].repeat(len(todo), 1, 1)
-    for j, (s, r) in enumerate(todo):
-        variants[j, s, r] = True
-        if not keep_guess[j]:
-            variants[j + 1 :, s, r] = True
-    return _trial(st, stage, variants)
+def _stage_base(st: _State, i: int) -> tuple[Tensor, Tensor]:
+    """Stage i's receiver inputs [1, B, P, R_i, D] and the sender outputs [B, P, S, D] up to and including
+    stage i, in the current state. Chapter 07: circuit discovery."""
+    stage = stages(st.g)[i]
+    outs = st.clean_outs[None].clone()
+    x = _receive(stage, outs, st.repl, st.ablate, _bias_before(st.w, stage))
+    if stage.kind != "logits":
+        _run_stage(st.w, st.g, stage, x, outs)
+    return x, outs[0]
 
 
-def _stage(st: _State, stage: int, todo: list[tuple[int, int]], current: float, tau: float, scores: Tensor,
-           chunk: int) -> float:  # fmt: skip
-    """Decide every edge into the stage's receivers, in ACDC's order, exactly as the sequential loop would.
+def _receiver_trials(st: _State, i: int, r: int, removed: Tensor, base: tuple[Tensor, Tensor]) -> Tensor:
+    """The distance when receiver r's edges from the senders in removed[v] (bool [V, S]) are removed on top
+    of the state `base` was computed in: only r's reader and the later stages are recomputed.
 
-    Each chunk first removes every candidate alone (one batch) to guess which will be kept, then runs the
-    speculative batch under those guesses; the decisions are read off in order while the guesses hold, and
-    the rest is re-run from the first wrong guess. Returns the new distance. Chapter 07: circuit discovery.
+    Chapter 07: circuit discovery.
     """
+    w, g, stage = st.w, st.g, stages(st.g)[i]
+    x_base, outs_base = base
+    n, k, n_var = stage.n_before, stage.receivers.index(r), removed.shape[0]
+    delta = (st.clean_outs - st.repl)[..., :n, :]
+    xr = x_base[:, :, :, k] - torch.einsum("bpsd,vs->vbpd", delta, removed[:, :n].to(delta.dtype))  # [V, B, P, D]
+    if stage.kind == "logits":
+        return _distances(st, fw.unembed(w, xr[:, :, -1:] if st.last_only else xr))
+    outs = outs_base[None].repeat(n_var, 1, 1, 1, 1)
+    if stage.kind == "mlp":
+        outs[..., g.mlp_sender(stage.layer), :] = fw.mlp(w, stage.layer, xr)
+    else:
+        kind, head = divmod(k, g.n_heads)
+        b, p = xr.shape[1:3]
+        xs = [x_base[:, :, :, j * g.n_heads + head].expand(n_var, b, p, -1) for j in range(3)]
+        xs[kind] = xr
+        xs = [x.reshape(n_var * b, p, 1, -1) for x in xs]
+        q = xs[0][:, -1:] if st.last_only and stage.layer == g.n_layers - 1 else xs[0]
+        out = fw.attention(w, stage.layer, q, xs[1], xs[2], heads=[head])
+        outs[..., -q.shape[1] :, g.head_sender(stage.layer, head), :] = out.reshape(n_var, b, q.shape[1], -1)
+    return _distances(st, _forward(w, g, outs, st.repl, st.ablate, start=i + 1, last_only=st.last_only))
+
+
+def _decide_receiver(st: _State, i: int, r: int, current: float, tau: float, scores: Tensor, chunk: int) -> float:
+    """Decide every edge into receiver r, senders latest first, exactly as the sequential loop would.
+
+    Each batch runs variant j = candidate j removed on top of the earlier candidates decided as guessed; the
+    decisions are read off in order while the guesses hold, the rest re-guessed from this batch's increments
+    and re-run. Returns the new distance. Chapter 07: circuit discovery.
+    """
+    todo = [s for s in reversed(range(st.g.n_senders)) if st.g.valid[s, r]]
+    base, gone = _stage_base(st, i), torch.zeros(st.g.n_senders, dtype=torch.bool, device=st.ablate.device)
+    keep_guess = dict.fromkeys(todo, False)
     while todo:
         batch = todo[:chunk]
-        alone = st.ablate[None].repeat(len(batch), 1, 1)
-        for j, (s, r) in enumerate(batch):
-            alone[j, s, r] = True
-        guess = [v - current >= tau for v in _trial(st, stage, alone).tolist()]
-        while batch:
-            values = _speculate(st, stage, batch, guess).tolist()
-            done = len(batch)
-            for j, (s, r) in enumerate(batch):
-                scores[s, r] = values[j] - current
-                keep = values[j] - current >= tau
-                if not keep:
-                    st.ablate[s, r], current = True, values[j]
-                if keep != guess[j]:  # later variants assumed the other decision: re-run them
-                    done = j + 1
-                    break
-            batch, guess, todo = batch[done:], guess[done:], todo[done:]
+        removed = gone[None].repeat(len(batch), 1)
+        for j, s in enumerate(batch):
+            removed[j, s] = True
+            if not keep_guess[s]:
+                removed[j + 1 :, s] = True
+        values = _receiver_trials(st, i, r, removed, base).tolist()
+        before, prev = [], current  # the distance each variant's state had before its own candidate
+        for j, s in enumerate(batch):
+            before.append(prev)
+            prev = prev if keep_guess[s] else values[j]
+        done = len(batch)
+        for j, s in enumerate(batch):
+            scores[s, r] = values[j] - current
+            keep = values[j] - current >= tau
+            if not keep:
+                st.ablate[s, r], gone[s], current = True, True, values[j]
+            if keep != keep_guess[s]:
+                done = j + 1
+                for m in range(done, len(batch)):
+                    keep_guess[batch[m]] = values[m] - before[m] >= tau
+                break
+        todo = todo[done:]
     return current
 
 
@@ -152,13 +188,14 @@ def acdc(
         if distance is None:
             distance = kl_to(_forward(w, g, _empty_outs(w, g, clean, 1), repl, None)[0])
         ablate = torch.zeros(g.n_senders, g.n_receivers, dtype=torch.bool, device=clean.device)
-        st = _State(w, g, clean_outs, repl, ablate, distance)
+        st = _State(w, g, clean_outs, repl, ablate, distance, bool(getattr(distance, "last_position", False)))
         scores = torch.full(g.valid.shape, float("nan"), dtype=torch.float64)
-        current = float(_trial(st, 0, ablate[None])[0])
+        outs = clean_outs[None].clone()
+        current = float(_distances(st, _forward(w, g, outs, repl, ablate, last_only=st.last_only))[0])
         order, chunk = stages(g), expect_int_at_least(chunk, "chunk", 1)
         for i in reversed(range(len(order))):
-            todo = [(s, r) for r in reversed(order[i].receivers) for s in reversed(range(g.n_senders)) if g.valid[s, r]]
-            current = _stage(st, i, todo, current, tau, scores, chunk)
+            for r in reversed(order[i].receivers):
+                current = _decide_receiver(st, i, r, current, tau, scores, chunk)
     kept = g.valid.to(ablate.device) & ~st.ablate
     return ACDCResult(kept.cpu(), scores, current, tau, st.n_forwards)
 

@@ -58,52 +58,64 @@ def _bias_before(w: fw.Weights, st: Stage) -> Tensor:
 
 
 def _receive(st: Stage, outs: Tensor, repl: Tensor, ablate: Tensor | None, bias: Tensor) -> Tensor:
-    """The inputs [var, batch, pos, receiver, d_model] of the stage's receivers. Chapter 07: circuit discovery."""
+    """The inputs [var, batch, pos, receiver, d_model] of the stage's receivers; `ablate` is [V, S, R],
+    [V, P, S, R] or one [S, R] mask shared by every variant. Chapter 07: circuit discovery."""
     n = st.n_before
-    total = outs[..., :n, :].sum(-2) + bias  # [V, B, P, D]
     n_r = len(st.receivers)
     if ablate is None:
+        total = outs[..., :n, :].sum(-2) + bias  # [V, B, P, D]
         return total[..., None, :].expand(*total.shape[:-1], n_r, total.shape[-1])
+    if ablate.ndim == 2:  # one mask: each receiver sums kept senders' own outputs and removed ones' replacements
+        a = ablate[:n, list(st.receivers)].to(outs.dtype)
+        kept = torch.einsum("vbpsd,sr->vbprd", outs[..., :n, :], 1 - a)
+        return kept + (torch.einsum("bpsd,sr->bprd", repl[..., :n, :], a) + bias[..., None, :])
+    total = outs[..., :n, :].sum(-2) + bias  # [V, B, P, D]
     delta = outs[..., :n, :] - repl[..., :n, :]
     a = ablate[..., :n, list(st.receivers)].to(delta.dtype)
     spec = "vbpsd,vsr->vbprd" if a.ndim == 3 else "vbpsd,vpsr->vbprd"
     return total[..., None, :] - torch.einsum(spec, delta, a)
 
 
-def _run_stage(w: fw.Weights, g: Graph, st: Stage, x: Tensor, outs: Tensor) -> Tensor | None:
-    """Compute the stage's senders into `outs` (in place); return logits at the "logits" stage.
+def _run_stage(w: fw.Weights, g: Graph, st: Stage, x: Tensor, outs: Tensor, last_only: bool = False) -> Tensor | None:
+    """Compute the stage's senders into `outs` (in place); return logits at the "logits" stage. With
+    `last_only`, the last layer's queries (and so its outputs, then the logits) at the last position only.
 
     Chapter 07: circuit discovery.
     """
     v, b, p = x.shape[:3]
+    last = last_only and st.layer == g.n_layers - 1
     if st.kind == "logits":
         return fw.unembed(w, x[..., 0, :])
     if st.kind == "mlp":
-        outs[..., g.mlp_sender(st.layer), :] = fw.mlp(w, st.layer, x[..., 0, :])
+        outs[..., -x.shape[2] :, g.mlp_sender(st.layer), :] = fw.mlp(w, st.layer, x[..., 0, :])
         return None
     h = g.n_heads
     rows = x.reshape(v * b, p, 3, h, -1)
-    result = fw.attention(w, st.layer, rows[:, :, 0], rows[:, :, 1], rows[:, :, 2])
+    xq = rows[:, -1:, 0] if last else rows[:, :, 0]
+    result = fw.attention(w, st.layer, xq, rows[:, :, 1], rows[:, :, 2])
     first = g.head_sender(st.layer, 0)
-    outs[..., first : first + h, :] = result.reshape(v, b, p, h, -1)
+    outs[..., -xq.shape[1] :, first : first + h, :] = result.reshape(v, b, xq.shape[1], h, -1)
     return None
 
 
-def _forward(w, g, outs, repl, ablate, start: int = 0, taps: list | None = None) -> Tensor:
+def _forward(w, g, outs, repl, ablate, start: int = 0, taps: list | None = None, last_only: bool = False) -> Tensor:
     """Stages `start`.. of the per-edge forward on `outs` [V, B, P, S, D] (earlier senders filled in);
-    returns logits [V, B, P, d_vocab]. With `taps` a list, each stage's input gets a zero tensor that
-    requires grad added (appended to taps): the gradient of a metric with respect to every receiver input.
+    returns logits [V, B, P, d_vocab] ([V, B, 1, d_vocab] of the last position with `last_only`). With `taps`
+    a list, each stage's input gets a zero tensor that requires grad added (appended to taps): the gradient
+    of a metric with respect to every receiver input.
 
     Chapter 07: circuit discovery.
     """
     logits = None
     for st in stages(g)[start:]:
-        x = _receive(st, outs, repl, ablate, _bias_before(w, st))
+        late = last_only and st.kind != "attn" and st.layer >= g.n_layers - 1  # reads the last position only
+        x = _receive(st, outs[..., -1:, :, :] if late else outs, repl[..., -1:, :, :] if late else repl, ablate,
+                     _bias_before(w, st))  # fmt: skip
         if taps is not None:
             tap = torch.zeros_like(x, requires_grad=True)
             taps.append(tap)
             x = x + tap
-        logits = _run_stage(w, g, st, x, outs)
+        logits = _run_stage(w, g, st, x, outs, last_only)
     assert logits is not None
     return logits
 

@@ -125,22 +125,23 @@ def normalise(w: Weights, x: Tensor, params: tuple[Tensor | None, Tensor | None]
     return x if bias is None else x + bias
 
 
-def attention(w: Weights, layer: int, xq: Tensor, xk: Tensor, xv: Tensor) -> Tensor:
+def attention(w: Weights, layer: int, xq: Tensor, xk: Tensor, xv: Tensor, heads: list[int] | None = None) -> Tensor:
     """Each head's output (its z times W_O, bias excluded) from its own q, k and v inputs.
 
-    xq, xk, xv: [rows, pos, head, d_model]; returns [rows, pos, head, d_model].
+    xq [rows, q_pos, head, d_model] (q_pos <= pos: the last positions' queries only), xk, xv [rows, pos, head,
+    d_model]; `heads` picks the heads the inputs hold (default all). Returns [rows, q_pos, head, d_model].
     Chapter 07: circuit discovery.
     """
-    ln = w.ln1[layer]
-    q = torch.einsum("nphd,hde->nphe", normalise(w, xq, ln), w.W_Q[layer]) + w.b_Q[layer]
-    k = torch.einsum("nphd,hde->nphe", normalise(w, xk, ln), w.W_K[layer]) + w.b_K[layer]
-    v = torch.einsum("nphd,hde->nphe", normalise(w, xv, ln), w.W_V[layer]) + w.b_V[layer]
+    ln, sel = w.ln1[layer], slice(None) if heads is None else heads
+    q = torch.einsum("nphd,hde->nphe", normalise(w, xq, ln), w.W_Q[layer][sel]) + w.b_Q[layer][sel]
+    k = torch.einsum("nphd,hde->nphe", normalise(w, xk, ln), w.W_K[layer][sel]) + w.b_K[layer][sel]
+    v = torch.einsum("nphd,hde->nphe", normalise(w, xv, ln), w.W_V[layer][sel]) + w.b_V[layer][sel]
     scores = torch.einsum("nqhe,nkhe->nhqk", q, k) / w.scale
-    n_pos = xq.shape[1]
-    causal = torch.ones(n_pos, n_pos, dtype=torch.bool, device=xq.device).triu(1)
+    n_q, n_pos = xq.shape[1], xk.shape[1]
+    causal = torch.ones(n_q, n_pos, dtype=torch.bool, device=xq.device).triu(1 + n_pos - n_q)
     pattern = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)
     z = torch.einsum("nhqk,nkhe->nqhe", pattern, v)
-    return torch.einsum("nqhe,hed->nqhd", z, w.W_O[layer])
+    return torch.einsum("nqhe,hed->nqhd", z, w.W_O[layer][sel])
 
 
 def mlp(w: Weights, layer: int, x: Tensor) -> Tensor:

@@ -17,7 +17,7 @@ final position from the full model's, averaged over prompts. Exactly that sequen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from jaxtyping import Float, Int
@@ -25,7 +25,17 @@ from torch import Tensor
 
 from ..validation import expect_int_at_least, expect_number, expect_tokens
 from . import forward as fw
-from .edges import _bias_before, _empty_outs, _forward, _receive, _replacement, _run_stage, _sender_outputs, stages
+from .edges import (
+    Stage,
+    _bias_before,
+    _empty_outs,
+    _forward,
+    _receive,
+    _replacement,
+    _run_stage,
+    _sender_outputs,
+    stages,
+)
 from .graph import Graph, build_graph
 
 __all__ = ["ACDCResult", "acdc", "acdc_sweep", "kl_to"]
@@ -82,6 +92,10 @@ class _State:
     last_only: bool = False
     n_forwards: int = 0
 
+    def __post_init__(self) -> None:
+        self.order = stages(self.g)
+        self.delta = self.clean_outs - self.repl  # what removing an edge from a sender subtracts
+
 
 def _distances(st: _State, logits: Tensor) -> Tensor:
     """The distance of each variant's logits [V, batch, pos, vocab]. Chapter 07: circuit discovery."""
@@ -89,54 +103,101 @@ def _distances(st: _State, logits: Tensor) -> Tensor:
     return torch.stack([torch.as_tensor(st.distance(lg)).double().reshape(()) for lg in logits])  # type: ignore[operator]
 
 
-def _stage_base(st: _State, i: int) -> tuple[Tensor, Tensor]:
-    """Stage i's receiver inputs [1, B, P, R_i, D] and the sender outputs [B, P, S, D] up to and including
-    stage i, in the current state. Chapter 07: circuit discovery."""
-    stage = stages(st.g)[i]
-    outs = st.clean_outs[None].clone()
-    x = _receive(stage, outs, st.repl, st.ablate, _bias_before(st.w, stage))
-    if stage.kind != "logits":
-        _run_stage(st.w, st.g, stage, x, outs)
-    return x, outs[0]
-
-
-def _receiver_trials(st: _State, i: int, r: int, removed: Tensor, base: tuple[Tensor, Tensor]) -> Tensor:
-    """The distance when receiver r's edges from the senders in removed[v] (bool [V, S]) are removed on top
-    of the state `base` was computed in: only r's reader and the later stages are recomputed.
+def _live(st: _State) -> Tensor:
+    """bool [S]: the senders with a path of kept edges to the logits (the others cannot change them).
 
     Chapter 07: circuit discovery.
     """
-    w, g, stage = st.w, st.g, stages(st.g)[i]
+    g = st.g
+    kept = g.valid.to(st.ablate.device) & ~st.ablate
+    live = torch.zeros(g.n_senders, dtype=torch.bool, device=kept.device)
+    reads_live = torch.zeros(g.n_receivers, dtype=torch.bool, device=kept.device)
+    reads_live[g.logits_receiver] = True
+    for s in reversed(range(g.n_senders)):  # a sender's edges go to receivers read by later senders
+        live[s] = bool((kept[s] & reads_live).any())
+        if s > 0:
+            layer, head = divmod(s - 1, g.per_layer_senders)
+            if head == g.n_heads:
+                reads_live[g.mlp_receiver(layer)] = live[s]
+            else:
+                reads_live[list(_head_receivers(g, layer, (head,)))] = live[s]
+    return live
+
+
+def _reader(g: Graph, stage: Stage, r: int) -> int:
+    """The sender that reads receiver r (a head or an MLP). Chapter 07: circuit discovery."""
+    if stage.kind == "mlp":
+        return g.mlp_sender(stage.layer)
+    return g.head_sender(stage.layer, stage.receivers.index(r) % g.n_heads)
+
+
+def _stage_base(st: _State, i: int, r: int, live: Tensor) -> tuple[Tensor, Tensor]:
+    """The inputs [1, B, P, n, D] of r's reader (its q, k and v, or its one input) and the sender outputs
+    [B, P, S, D] up to stage i (the stage's other live heads included), in the current state.
+
+    Chapter 07: circuit discovery.
+    """
+    g, stage = st.g, st.order[i]
+    outs, bias = st.clean_outs[None].clone(), _bias_before(st.w, stage)
+    if stage.kind != "attn":
+        return _receive(stage, outs, st.repl, st.ablate, bias), outs[0]
+    head = stage.receivers.index(r) % g.n_heads
+    others = tuple(h for h in range(g.n_heads) if h != head and bool(live[g.head_sender(stage.layer, h)]))
+    if others:
+        part = Stage(stage.layer, "attn", stage.n_before, _head_receivers(g, stage.layer, others), others)
+        _run_stage(st.w, g, part, _receive(part, outs, st.repl, st.ablate, bias), outs, st.last_only)
+    mine = Stage(stage.layer, "attn", stage.n_before, _head_receivers(g, stage.layer, (head,)), (head,))
+    return _receive(mine, outs, st.repl, st.ablate, bias), outs[0]
+
+
+def _head_receivers(g: Graph, layer: int, heads: tuple[int, ...]) -> tuple[int, ...]:
+    """The q inputs, then the k, then the v inputs of `heads` of `layer`. Chapter 07: circuit discovery."""
+    return tuple(g.head_receiver(layer, h, k) for k in "qkv" for h in heads)
+
+
+def _receiver_trials(st: _State, i: int, r: int, removed: Tensor, base: tuple[Tensor, Tensor], live: Tensor) -> Tensor:
+    """The distance when receiver r's edges from the senders in removed[v] (bool [V, S]) are removed on top
+    of the state `base` was computed in: only r's reader and the later stages' `live` senders are recomputed.
+
+    Chapter 07: circuit discovery.
+    """
+    w, g, stage = st.w, st.g, st.order[i]
     x_base, outs_base = base
     n, k, n_var = stage.n_before, stage.receivers.index(r), removed.shape[0]
-    delta = (st.clean_outs - st.repl)[..., :n, :]
-    xr = x_base[:, :, :, k] - torch.einsum("bpsd,vs->vbpd", delta, removed[:, :n].to(delta.dtype))  # [V, B, P, D]
+    kind, head = divmod(k, g.n_heads)
+    delta = st.delta[..., :n, :]
+    xr = x_base[:, :, :, kind] - torch.einsum("bpsd,vs->vbpd", delta, removed[:, :n].to(delta.dtype))  # [V, B, P, D]
     if stage.kind == "logits":
         return _distances(st, fw.unembed(w, xr[:, :, -1:] if st.last_only else xr))
     outs = outs_base[None].repeat(n_var, 1, 1, 1, 1)
     if stage.kind == "mlp":
         outs[..., g.mlp_sender(stage.layer), :] = fw.mlp(w, stage.layer, xr)
     else:
-        kind, head = divmod(k, g.n_heads)
         b, p = xr.shape[1:3]
-        xs = [x_base[:, :, :, j * g.n_heads + head].expand(n_var, b, p, -1) for j in range(3)]
+        xs = [x_base[:, :, :, j].expand(n_var, b, p, -1) for j in range(3)]
         xs[kind] = xr
         xs = [x.reshape(n_var * b, p, 1, -1) for x in xs]
         q = xs[0][:, -1:] if st.last_only and stage.layer == g.n_layers - 1 else xs[0]
         out = fw.attention(w, stage.layer, q, xs[1], xs[2], heads=[head])
         outs[..., -q.shape[1] :, g.head_sender(stage.layer, head), :] = out.reshape(n_var, b, q.shape[1], -1)
-    return _distances(st, _forward(w, g, outs, st.repl, st.ablate, start=i + 1, last_only=st.last_only))
+    logits = _forward(w, g, outs, st.repl, st.ablate, start=i + 1, last_only=st.last_only, live=live)
+    return _distances(st, logits)
 
 
 def _decide_receiver(st: _State, i: int, r: int, current: float, tau: float, scores: Tensor, chunk: int) -> float:
     """Decide every edge into receiver r, senders latest first, exactly as the sequential loop would.
 
-    Each batch runs variant j = candidate j removed on top of the earlier candidates decided as guessed; the
-    decisions are read off in order while the guesses hold, the rest re-guessed from this batch's increments
-    and re-run. Returns the new distance. Chapter 07: circuit discovery.
+    Each batch runs variant j = candidate j removed on top of the earlier candidates decided as guessed
+    (first guess: removed); the decisions are read off in order while the guesses hold, the rest re-guessed
+    from this batch's increments and re-run. Returns the new distance. Chapter 07: circuit discovery.
     """
     todo = [s for s in reversed(range(st.g.n_senders)) if st.g.valid[s, r]]
-    base, gone = _stage_base(st, i), torch.zeros(st.g.n_senders, dtype=torch.bool, device=st.ablate.device)
+    live = _live(st)  # edges into later receivers are decided: which senders can still reach the logits
+    if st.order[i].kind != "logits" and not live[_reader(st.g, st.order[i], r)]:
+        for s in todo:  # r's reader has no path to the logits: removing its edges changes nothing
+            scores[s, r], st.ablate[s, r] = 0.0, tau > 0
+        return current
+    base, gone = _stage_base(st, i, r, live), torch.zeros(st.g.n_senders, dtype=torch.bool, device=st.ablate.device)
     keep_guess = dict.fromkeys(todo, False)
     while todo:
         batch = todo[:chunk]
@@ -145,7 +206,7 @@ def _decide_receiver(st: _State, i: int, r: int, current: float, tau: float, sco
             removed[j, s] = True
             if not keep_guess[s]:
                 removed[j + 1 :, s] = True
-        values = _receiver_trials(st, i, r, removed, base).tolist()
+        values = _receiver_trials(st, i, r, removed, base, live).tolist()
         before, prev = [], current  # the distance each variant's state had before its own candidate
         for j, s in enumerate(batch):
             before.append(prev)
@@ -181,7 +242,7 @@ def acdc(
     """
     clean = expect_tokens(clean_tokens, "clean_tokens", model)
     tau = expect_number(threshold, "threshold", 0.0)
-    w, g = fw.check_model(model), build_graph(model)
+    w, g = replace(fw.check_model(model), fused=True), build_graph(model)
     with torch.no_grad():
         clean_outs = _sender_outputs(w, g, clean)
         repl = _replacement(w, g, corrupted_tokens.to(clean.device), clean)

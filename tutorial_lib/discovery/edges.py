@@ -37,6 +37,7 @@ class Stage:
     kind: str
     n_before: int  # senders written before this stage reads
     receivers: tuple[int, ...]  # the receiver indices this stage reads
+    heads: tuple[int, ...] | None = None  # an "attn" stage restricted to these heads (None: all)
 
 
 def stages(g: Graph) -> list[Stage]:
@@ -89,25 +90,44 @@ def _run_stage(w: fw.Weights, g: Graph, st: Stage, x: Tensor, outs: Tensor, last
     if st.kind == "mlp":
         outs[..., -x.shape[2] :, g.mlp_sender(st.layer), :] = fw.mlp(w, st.layer, x[..., 0, :])
         return None
-    h = g.n_heads
-    rows = x.reshape(v * b, p, 3, h, -1)
+    heads = list(range(g.n_heads)) if st.heads is None else list(st.heads)
+    rows = x.reshape(v * b, p, 3, len(heads), -1)
     xq = rows[:, -1:, 0] if last else rows[:, :, 0]
-    result = fw.attention(w, st.layer, xq, rows[:, :, 1], rows[:, :, 2])
-    first = g.head_sender(st.layer, 0)
-    outs[..., -xq.shape[1] :, first : first + h, :] = result.reshape(v, b, xq.shape[1], h, -1)
+    result = fw.attention(w, st.layer, xq, rows[:, :, 1], rows[:, :, 2], heads=None if st.heads is None else heads)
+    slots = [g.head_sender(st.layer, h) for h in heads]
+    outs[..., -xq.shape[1] :, slots, :] = result.reshape(v, b, xq.shape[1], len(heads), -1)
     return None
 
 
-def _forward(w, g, outs, repl, ablate, start: int = 0, taps: list | None = None, last_only: bool = False) -> Tensor:
+def _live_part(g: Graph, st: Stage, live: Tensor) -> Stage | None:
+    """The part of stage `st` whose senders are `live` (None if none is). Chapter 07: circuit discovery."""
+    if st.kind == "mlp":
+        return st if bool(live[g.mlp_sender(st.layer)]) else None
+    if st.kind == "logits":
+        return st
+    heads = tuple(h for h in range(g.n_heads) if bool(live[g.head_sender(st.layer, h)]))
+    if len(heads) == g.n_heads or not heads:
+        return st if heads else None
+    receivers = tuple(g.head_receiver(st.layer, h, k) for k in "qkv" for h in heads)
+    return Stage(st.layer, st.kind, st.n_before, receivers, heads)
+
+
+def _forward(w, g, outs, repl, ablate, start: int = 0, taps: list | None = None, last_only: bool = False,
+             live: Tensor | None = None) -> Tensor:  # fmt: skip
     """Stages `start`.. of the per-edge forward on `outs` [V, B, P, S, D] (earlier senders filled in);
     returns logits [V, B, P, d_vocab] ([V, B, 1, d_vocab] of the last position with `last_only`). With `taps`
     a list, each stage's input gets a zero tensor that requires grad added (appended to taps): the gradient
-    of a metric with respect to every receiver input.
+    of a metric with respect to every receiver input. With `live` (bool [S]), only the live senders are
+    recomputed (ACDC: a sender whose every path to the logits is ablated cannot change them).
 
     Chapter 07: circuit discovery.
     """
     logits = None
     for st in stages(g)[start:]:
+        part = st if live is None else _live_part(g, st, live)
+        if part is None:
+            continue
+        st = part
         late = last_only and st.kind != "attn" and st.layer >= g.n_layers - 1  # reads the last position only
         x = _receive(st, outs[..., -1:, :, :] if late else outs, repl[..., -1:, :, :] if late else repl, ablate,
                      _bias_before(w, st))  # fmt: skip

@@ -62,6 +62,7 @@ class Weights:
     eps: float
     act: str
     scale: float
+    fused: bool = False  # normalise with torch's fused kernels (faster; rounding differs from the modules')
 
 
 def _ln_params(module) -> tuple[Tensor | None, Tensor | None]:
@@ -116,6 +117,12 @@ def normalise(w: Weights, x: Tensor, params: tuple[Tensor | None, Tensor | None]
     """LayerNorm or RMSNorm over the last axis, with the module's weight and bias. Chapter 07: circuit discovery."""
     if w.norm == "None":
         return x
+    if w.fused:
+        weight, bias = params
+        if w.norm.startswith("LN"):
+            return F.layer_norm(x, x.shape[-1:], weight, bias, w.eps)
+        x = F.rms_norm(x, x.shape[-1:], weight, w.eps)
+        return x if bias is None else x + bias
     if w.norm.startswith("LN"):
         x = x - x.mean(-1, keepdim=True)
     x = x / (x.pow(2).mean(-1, keepdim=True) + w.eps).sqrt()

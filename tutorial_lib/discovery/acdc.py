@@ -110,25 +110,13 @@ def _live(st: _State) -> Tensor:
     """
     g = st.g
     kept = g.valid.to(st.ablate.device) & ~st.ablate
+    readers = torch.tensor([-1 if rd is None else rd for rd in map(g.reader, range(g.n_receivers))], device=kept.device)
+    reads_live = readers < 0  # the logits
     live = torch.zeros(g.n_senders, dtype=torch.bool, device=kept.device)
-    reads_live = torch.zeros(g.n_receivers, dtype=torch.bool, device=kept.device)
-    reads_live[g.logits_receiver] = True
-    for s in reversed(range(g.n_senders)):  # a sender's edges go to receivers read by later senders
-        live[s] = bool((kept[s] & reads_live).any())
-        if s > 0:
-            layer, head = divmod(s - 1, g.per_layer_senders)
-            if head == g.n_heads:
-                reads_live[g.mlp_receiver(layer)] = live[s]
-            else:
-                reads_live[list(_head_receivers(g, layer, (head,)))] = live[s]
+    for s in reversed(range(g.n_senders)):  # a sender's edges go to receivers read by later senders (or the logits)
+        live[s] = (kept[s] & reads_live).any()
+        reads_live = reads_live | ((readers == s) & live[s])
     return live
-
-
-def _reader(g: Graph, stage: Stage, r: int) -> int:
-    """The sender that reads receiver r (a head or an MLP). Chapter 07: circuit discovery."""
-    if stage.kind == "mlp":
-        return g.mlp_sender(stage.layer)
-    return g.head_sender(stage.layer, stage.receivers.index(r) % g.n_heads)
 
 
 def _stage_base(st: _State, i: int, r: int, live: Tensor) -> tuple[Tensor, Tensor]:
@@ -193,7 +181,7 @@ def _decide_receiver(st: _State, i: int, r: int, current: float, tau: float, sco
     """
     todo = [s for s in reversed(range(st.g.n_senders)) if st.g.valid[s, r]]
     live = _live(st)  # edges into later receivers are decided: which senders can still reach the logits
-    if st.order[i].kind != "logits" and not live[_reader(st.g, st.order[i], r)]:
+    if st.order[i].kind != "logits" and not live[st.g.reader(r)]:
         for s in todo:  # r's reader has no path to the logits: removing its edges changes nothing
             scores[s, r], st.ablate[s, r] = 0.0, tau > 0
         return current

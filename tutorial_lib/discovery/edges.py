@@ -144,7 +144,9 @@ def _empty_outs(w: fw.Weights, g: Graph, tokens: Tensor, n_var: int, embed: Tens
     """[V, B, P, S, D] zeros with the embedding sender filled in. Chapter 07: circuit discovery."""
     b, p = tokens.shape
     outs = w.W_E.new_zeros(n_var, b, p, g.n_senders, w.W_E.shape[1])
-    outs[..., 0, :] = (w.W_E[tokens] + w.W_pos[:p]) if embed is None else embed
+    if embed is None:
+        embed = w.W_E[tokens] if w.W_pos is None else w.W_E[tokens] + w.W_pos[:p]
+    outs[..., 0, :] = embed
     return outs
 
 

@@ -95,6 +95,7 @@ class _State:
     def __post_init__(self) -> None:
         self.order = stages(self.g)
         self.delta = self.clean_outs - self.repl  # what removing an edge from a sender subtracts
+        self.heads: dict[int, Tensor] = {}  # sender -> its output in the current state (dropped when it changes)
 
 
 def _distances(st: _State, logits: Tensor) -> Tensor:
@@ -130,10 +131,14 @@ def _stage_base(st: _State, i: int, r: int, live: Tensor) -> tuple[Tensor, Tenso
     if stage.kind != "attn":
         return _receive(stage, outs, st.repl, st.ablate, bias), outs[0]
     head = stage.receivers.index(r) % g.n_heads
-    others = tuple(h for h in range(g.n_heads) if h != head and bool(live[g.head_sender(stage.layer, h)]))
-    if others:
-        part = Stage(stage.layer, "attn", stage.n_before, _head_receivers(g, stage.layer, others), others)
+    others = [h for h in range(g.n_heads) if h != head and bool(live[g.head_sender(stage.layer, h)])]
+    todo = tuple(h for h in others if g.head_sender(stage.layer, h) not in st.heads)
+    if todo:  # the heads whose inputs changed since they were last computed
+        part = Stage(stage.layer, "attn", stage.n_before, _head_receivers(g, stage.layer, todo), todo)
         _run_stage(st.w, g, part, _receive(part, outs, st.repl, st.ablate, bias), outs, st.last_only)
+        st.heads.update({g.head_sender(stage.layer, h): outs[0, :, :, g.head_sender(stage.layer, h)] for h in todo})
+    for h in others:
+        outs[0, :, :, g.head_sender(stage.layer, h)] = st.heads[g.head_sender(stage.layer, h)]
     mine = Stage(stage.layer, "attn", stage.n_before, _head_receivers(g, stage.layer, (head,)), (head,))
     return _receive(mine, outs, st.repl, st.ablate, bias), outs[0]
 
@@ -205,6 +210,7 @@ def _decide_receiver(st: _State, i: int, r: int, current: float, tau: float, sco
             keep = values[j] - current >= tau
             if not keep:
                 st.ablate[s, r], gone[s], current = True, True, values[j]
+                st.heads.pop(st.g.reader(r), None)  # type: ignore[arg-type]
             if keep != keep_guess[s]:
                 done = j + 1
                 for m in range(done, len(batch)):

@@ -159,7 +159,7 @@ def _receiver_trials(st: _State, i: int, r: int, removed: Tensor, base: tuple[Te
     n, k, n_var = stage.n_before, stage.receivers.index(r), removed.shape[0]
     kind, head = divmod(k, g.n_heads)
     delta = st.delta[..., :n, :]
-    xr = x_base[:, :, :, kind] - torch.einsum("bpsd,vs->vbpd", delta, removed[:, :n].to(delta.dtype))  # [V, B, P, D]
+    xr = x_base[:, :, :, kind] - torch.matmul(removed[:, :n].to(delta.dtype), delta).permute(2, 0, 1, 3)  # [V, B, P, D]
     if stage.kind == "logits":
         return _distances(st, fw.unembed(w, xr[:, :, -1:] if st.last_only else xr))
     outs = outs_base[None].repeat(n_var, 1, 1, 1, 1)

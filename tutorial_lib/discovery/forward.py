@@ -171,6 +171,9 @@ def _rotate(w: Weights, x: Tensor, first: int) -> Tensor:
     """
     if w.rotary is None:
         return x
+    if first + x.shape[1] > w.rotary[0].shape[0]:
+        raise TutorialInputError(f"circuit discovery's rotary table covers {w.rotary[0].shape[0]} positions; "
+                                 f"got a sequence of {first + x.shape[1]}.")  # fmt: skip
     cos, sin = (t[first : first + x.shape[1], None, :].to(x.dtype) for t in w.rotary)
     half = x.shape[-1] // 2
     return x * cos + torch.cat([-x[..., half:], x[..., :half]], -1) * sin

@@ -139,3 +139,70 @@ def acdc_one_by_one(model, clean, corrupted, threshold, distance=None):
                     if value - current < threshold:
                         ablate, current = trial, value
     return (g.valid.to(ablate.device) & ~ablate).cpu(), scores, n
+
+
+def llama_edge_logits(model, tokens, corrupted, ablated: list[tuple[int, int]]):
+    """Logits of ONE run on `tokens` with the edges in `ablated` carrying the corrupted run's sender outputs,
+    through the wrapped Hugging Face Llama's own modules (hooks on its projections and norms): a query head's
+    input is rebuilt for its slice of q_proj, a key/value head's for its slice of k_proj / v_proj (so k and
+    v edges must be ablated alike for every query head of a group), an MLP's at post_attention_layernorm,
+    the logits' at the final norm. Independent of discovery's per-edge forward but for `sender_outputs`."""
+    g, cfg, hf = build_graph(model), model.cfg, model.original_model
+    dh, group = cfg.d_head, cfg.n_heads // cfg.n_key_value_heads
+    repl = sender_outputs(model, corrupted)
+    by_receiver: dict[int, list[int]] = {}
+    for s, r in ablated:
+        by_receiver.setdefault(r, []).append(s)
+    live: dict = {}
+
+    def delta(r):
+        return sum((live[s] - repl[:, :, s] for s in by_receiver.get(r, [])), torch.zeros_like(live["pre"]))
+
+    def proj_hook(layer, kind):
+        def hook(module, args, out):  # noqa: ARG001
+            out, weight = out.clone(), _raw(module).weight
+            n = cfg.n_heads if kind == "q" else cfg.n_key_value_heads
+            for h in range(n):
+                heads = [h] if kind == "q" else list(range(h * group, (h + 1) * group))
+                sets = {tuple(sorted(by_receiver.get(g.head_receiver(layer, q, kind), []))) for q in heads}
+                assert len(sets) == 1, "k and v edges must be ablated alike across a key/value group"
+                if sets != {()}:
+                    x = hf.model.layers[layer].input_layernorm.forward(
+                        live["pre"] - delta(g.head_receiver(layer, heads[0], kind))
+                    )
+                    out[..., h * dh : (h + 1) * dh] = x @ weight[h * dh : (h + 1) * dh].T
+            return out
+
+        return hook
+
+    hooks = [hf.model.embed_tokens.register_forward_hook(lambda m, a, out: live.__setitem__(0, out))]  # noqa: ARG005
+    for layer, block in enumerate(hf.model.layers):
+        attn = block.self_attn
+
+        def pre(m, args, kwargs, layer=layer):  # noqa: ARG001
+            live["pre"] = args[0] if args else kwargs["hidden_states"]
+
+        def z_hook(m, args, layer=layer):
+            for h in range(cfg.n_heads):
+                live[g.head_sender(layer, h)] = (
+                    args[0][..., h * dh : (h + 1) * dh] @ _raw(m).weight[:, h * dh : (h + 1) * dh].T
+                )
+
+        def ln2_hook(m, args, out, layer=layer):
+            r = g.mlp_receiver(layer)
+            return m.forward(args[0] - delta(r)) if r in by_receiver else out
+
+        hooks += [
+            block.register_forward_pre_hook(pre, with_kwargs=True),
+            attn.o_proj.register_forward_pre_hook(z_hook),
+            block.post_attention_layernorm.register_forward_hook(ln2_hook),
+            block.mlp.register_forward_hook(lambda m, a, out, layer=layer: live.__setitem__(g.mlp_sender(layer), out)),  # noqa: ARG005
+        ]
+        hooks += [getattr(attn, f"{k}_proj").register_forward_hook(proj_hook(layer, k)) for k in "qkv"]
+    hooks.append(hf.model.norm.register_forward_pre_hook(lambda m, args: (args[0] - delta(g.logits_receiver),)))  # noqa: ARG005
+    try:
+        with torch.no_grad():
+            return hf(tokens).logits
+    finally:
+        for h in hooks:
+            h.remove()

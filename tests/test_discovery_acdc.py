@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from arch_models import random_llama
 from discovery_support import acdc_one_by_one, gpt2_bridge
 from patching_support import make_data, make_model
 
-from tutorial_lib.discovery import build_graph, run_edges
+from tutorial_lib.discovery import build_graph, mean_sender_outputs, run_edges
 from tutorial_lib.discovery.acdc import acdc, acdc_sweep, kl_to
 from tutorial_lib.discovery.metrics import faithfulness
 
 
-@pytest.mark.parametrize("kind", ["native", "native_attn_only", "gpt2"])
+@pytest.mark.parametrize("kind", ["native", "native_attn_only", "gpt2", "llama"])
 def test_acdc_equals_the_one_forward_per_edge_loop(kind, device):
-    model = gpt2_bridge(device=device) if kind == "gpt2" else make_model(device, attn_only=kind.endswith("only"))
+    if kind == "llama":  # grouped-query attention, rotary, RMSNorm, gated MLP
+        model, device = random_llama(n_layers=2), "cpu"
+    else:
+        model = gpt2_bridge(device=device) if kind == "gpt2" else make_model(device, attn_only=kind.endswith("only"))
     model = model.double()
     clean, corrupted, _, _ = make_data(device, batch=3, n_pos=6)
     g = build_graph(model)
@@ -27,7 +31,23 @@ def test_acdc_equals_the_one_forward_per_edge_loop(kind, device):
         assert torch.equal(got.kept, kept), threshold
         torch.testing.assert_close(got.scores, scores, atol=1e-10, rtol=1e-6, equal_nan=True)
         assert 0 < got.n_edges < g.n_edges  # neither nothing nor everything pruned
-        assert got.n_forwards >= n_plain - 1
+        assert not got.scores[g.valid].isnan().any()  # every edge decided (some without a forward: dead readers)
+
+
+def test_acdc_with_a_distance_over_every_position_and_a_mean_replacement(device):
+    """The fast paths: a distance that reads every position (no final-position shortcut), 3 layers (dead
+    heads skipped), and a float replacement (mean ablation), against the plain loop."""
+    model = make_model(device, n_layers=3).double()
+    clean, corrupted, _, _ = make_data(device, batch=3, n_pos=6)
+    distance = lambda lg: lg.log_softmax(-1)[..., 0].mean().neg()  # noqa: E731  every position counts
+    mean = mean_sender_outputs(model, corrupted)
+    base = float(distance(run_edges(model, clean, corrupted, None)[0][0]))
+    for replacement in (corrupted, mean):
+        got = acdc(model, clean, replacement, 1e-3 * abs(base), distance=distance, chunk=4)
+        kept, scores, _ = acdc_one_by_one(model, clean, replacement, 1e-3 * abs(base), distance=distance)
+        assert torch.equal(got.kept, kept)
+        torch.testing.assert_close(got.scores, scores, atol=1e-10, rtol=1e-6, equal_nan=True)
+        assert 0 < got.n_edges < build_graph(model).n_edges
 
 
 def test_sweep_shrinks_and_keeps_what_matters(device):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import transformer_lens.tools.analysis as tla
+from arch_models import random_llama
 from discovery_support import gpt2_bridge, tl_index
 from patching_support import make_data, make_model
 
@@ -48,9 +49,12 @@ def test_eap_and_faithfulness_equal_transformerlens_on_a_gpt2_bridge():
         assert abs(float(got[0]) - want) < 1e-5, (k, float(got[0]), want)
 
 
-@pytest.mark.parametrize("attn_only", [False, True])
-def test_eap_equals_an_autograd_reference_on_native_organisms(attn_only, device):
-    model = make_model(device, attn_only=attn_only, n_layers=2).double()
+@pytest.mark.parametrize("kind", ["native", "native_attn_only", "llama"])
+def test_eap_equals_an_autograd_reference_on_native_organisms_and_grouped_query_models(kind, device):
+    if kind == "llama":  # SmolLM2's architecture: grouped-query attention, rotary, RMSNorm, gated MLP
+        model, device = random_llama(n_layers=2).double(), "cpu"
+    else:
+        model = make_model(device, attn_only=kind.endswith("only"), n_layers=2).double()
     clean, corrupted, right, wrong = make_data(device, batch=3)
     metric = lambda lg: (lg[:, -1, right] - lg[:, -1, wrong]).mean()  # noqa: E731
     g = build_graph(model)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from discovery_support import gpt2_bridge, plain_edge_logits
+from arch_models import random_llama
+from discovery_support import gpt2_bridge, llama_edge_logits, plain_edge_logits
 from patching_support import make_data, make_model
 
 from tutorial_lib.discovery import build_graph, edge_patch, mean_sender_outputs, run_edges, sender_outputs
@@ -33,6 +34,32 @@ def test_batched_edge_patching_equals_plain_reference(kind, device):
     for v, edges in enumerate(sets):
         want = plain_edge_logits(model, clean, corrupted, edges)
         torch.testing.assert_close(got[v], want, atol=1e-4, rtol=1e-4)
+
+
+def test_grouped_query_rotary_edge_patching_equals_patching_the_llama_modules():
+    """SmolLM2's architecture (grouped-query attention, rotary, RMSNorm, gated MLP) on random weights: each
+    edge set through run_edges equals the same edges patched in the Hugging Face modules (k and v edges
+    ablated for every query head of a group, as the model shares them)."""
+    model = random_llama(n_layers=3).double()
+    clean, corrupted, _, _ = make_data("cpu", d_vocab=40, batch=2, n_pos=6)
+    g = build_graph(model)
+    group = [f"a2.{h}.k" for h in range(3)]  # query heads 0-2 share key/value head 0
+    sets = [[g.edge("embed", "a0.2.q")], [g.edge("a0.1", "a1.3.q")], [g.edge("a0.4", r) for r in group],
+            [g.edge("m0", f"a1.{h}.v") for h in range(3, 6)], [g.edge("a1.2", "m1")],
+            [g.edge("m2", "logits"), g.edge("a2.5", "logits")],
+            [(s, r) for s, r in g.valid.nonzero().tolist() if g.receivers[r][-1] not in "kv"]]  # fmt: skip
+    ablate = torch.zeros(len(sets), g.n_senders, g.n_receivers, dtype=torch.bool)
+    for v, edges in enumerate(sets):
+        for s, r in edges:
+            ablate[v, s, r] = True
+    got, _ = run_edges(model, clean, corrupted, ablate)
+    torch.testing.assert_close(
+        run_edges(model, clean, corrupted, None)[0][0], model(clean), atol=1e-6, rtol=1e-6
+    )  # HF RMSNorm rounds to float32
+    for v, edges in enumerate(sets):
+        want = llama_edge_logits(model, clean, corrupted, edges)
+        torch.testing.assert_close(got[v], want, atol=1e-6, rtol=1e-6)
+        assert (want - model(clean)).abs().max() > 1e-5  # every set moves the logits
 
 
 def test_no_edges_ablated_is_the_model_and_all_ablated_is_the_corrupted_run(device):

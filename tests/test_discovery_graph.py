@@ -42,3 +42,12 @@ def test_graph_edges_by_name():
     assert torch.equal(g.mask(), g.valid)
     with pytest.raises(TutorialInputError, match="attention-only"):
         build_graph(make_model("cpu", attn_only=True)).mlp_sender(0)
+
+
+def test_reader_names_the_node_that_reads_each_receiver():
+    g = build_graph(make_model("cpu"))
+    for r, name in enumerate(g.receivers):
+        rd = g.reader(r)
+        assert (rd is None) == (name == "logits")
+        if rd is not None:
+            assert name.startswith(g.senders[rd] + ".") or name == g.senders[rd]  # a1.2.k -> a1.2, m0 -> m0

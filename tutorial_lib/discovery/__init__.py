@@ -3,7 +3,7 @@
 Modules: ``graph`` (senders, receivers, valid edges), ``forward`` (the per-edge forward on the model's own
 weights, checked once per model against its logits), ``edges`` (edge patching, many edge sets per forward),
 ``eap`` (edge attribution patching and EAP-IG), ``acdc`` (ACDC and its threshold sweep), ``metrics``
-(faithfulness, ROC/AUC, bootstrap intervals).
+(faithfulness, ROC/AUC, bootstrap intervals), ``nodes`` (node attribution patching, the node-level baseline).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from .eap import eap_circuit, eap_ig_scores, eap_scores, receiver_gradients
 from .edges import edge_patch, mean_sender_outputs, run_edges, sender_outputs
 from .graph import Graph, build_graph
 from .metrics import auc, bootstrap_ci, faithfulness, roc_curve, top_k_mask
+from .nodes import edge_scores_from_nodes, node_attribution
 
 __all__ = [
     "ACDCResult",
@@ -26,9 +27,11 @@ __all__ = [
     "eap_ig_scores",
     "eap_scores",
     "edge_patch",
+    "edge_scores_from_nodes",
     "faithfulness",
     "kl_to",
     "mean_sender_outputs",
+    "node_attribution",
     "receiver_gradients",
     "roc_curve",
     "run_edges",

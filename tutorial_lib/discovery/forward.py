@@ -4,8 +4,14 @@ edge can carry either the run's own value or a replacement (the corrupted run's,
 
 The forward uses the model's own weights (TransformerLens names: W_E, W_pos, W_Q, ..., W_U and the LayerNorm
 modules), and `check_model` proves once per model that it reproduces the model's logits. It supports
-pre-LN / RMSNorm models with standard positional embeddings and one key/value head per query head (native
-organisms and GPT-2-architecture bridges); rotary and grouped-query models are refused with a message.
+pre-LN / RMSNorm models with learned or rotary positions, plain or gated MLPs, and grouped-query attention
+(native organisms, GPT-2 and Llama-architecture bridges such as SmolLM2); other architectures are refused
+with a message.
+
+Grouped-query attention: each query head gets its own copy of its key/value head's weights, so that every
+query head has its own k and v inputs (receivers). Without ablations this is the model's forward exactly;
+an edge into a.h.k changes the keys query head h reads and no other head's, a finer graph than the
+model's own (where the heads of a group read one shared key input).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ class Weights:
     """
 
     W_E: Tensor
-    W_pos: Tensor
+    W_pos: Tensor | None  # None on rotary models
     W_Q: Tensor
     b_Q: Tensor
     W_K: Tensor
@@ -62,6 +68,9 @@ class Weights:
     eps: float
     act: str
     scale: float
+    fused: bool = False  # normalise with torch's fused kernels (faster; rounding differs from the modules')
+    W_gate: Tensor | None = None  # a gated MLP's gate projection (hidden = act(x W_gate) * (x W_in))
+    rotary: tuple[Tensor, Tensor] | None = None  # cos, sin [position, d_head] of rotary models
 
 
 def _ln_params(module) -> tuple[Tensor | None, Tensor | None]:
@@ -73,49 +82,113 @@ def _ln_params(module) -> tuple[Tensor | None, Tensor | None]:
 
 def _refuse(cfg) -> None:
     """A clear error for architectures the per-edge forward does not cover. Chapter 07: circuit discovery."""
-    kv = getattr(cfg, "n_key_value_heads", None)
+    kv = getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
+    pos = getattr(cfg, "positional_embedding_type", "standard")
     reasons = {
-        "rotary or other non-standard positional embeddings": getattr(cfg, "positional_embedding_type", "standard")
-        != "standard",
-        "grouped-query attention (fewer key/value heads than query heads)": kv is not None and kv != cfg.n_heads,
-        "a gated MLP": bool(getattr(cfg, "gated_mlp", False)),
+        f"positional embeddings {pos!r}": pos not in ("standard", "rotary"),
+        "partial or adjacent-pair rotary embeddings": pos == "rotary"
+        and (bool(getattr(cfg, "rotary_adjacent_pairs", False)) or (getattr(cfg, "rotary_dim", None) or cfg.d_head) != cfg.d_head),
+        f"{cfg.n_heads} query heads that do not share {kv} key/value heads evenly": cfg.n_heads % kv != 0,
         "parallel attention and MLP": bool(getattr(cfg, "parallel_attn_mlp", False)),
         f"activation {getattr(cfg, 'act_fn', None)!r}": not cfg.attn_only and cfg.act_fn not in ACTS,
         f"normalisation {cfg.normalization_type!r}": cfg.normalization_type
         not in ("LN", "LNPre", "RMS", "RMSPre", None),
-    }
+    }  # fmt: skip
     found = [k for k, bad in reasons.items() if bad]
     if found:
         raise TutorialInputError(
-            "circuit discovery's per-edge forward supports pre-LN models with standard positional embeddings "
-            f"(the organisms, GPT-2); this model has {', '.join(found)}."
+            "circuit discovery's per-edge forward supports pre-norm models with learned or rotary positions "
+            f"(the organisms, GPT-2, Llama/SmolLM2); this model has {', '.join(found)}."
         )
+
+
+def _param(model, name: str, zeros: tuple[int, ...] | None = None) -> Tensor | None:
+    """The bridge's stacked parameter `name`, or zeros of shape `zeros` where the checkpoint has none
+    (bias-free models). Chapter 07: circuit discovery."""
+    try:
+        value = getattr(model, name)
+    except AttributeError:
+        value = None
+    if value is None:
+        return None if zeros is None else model.W_E.new_zeros(zeros).detach()
+    return value.detach()
+
+
+def _per_query_head(x: Tensor, n_heads: int) -> Tensor:
+    """Key/value weights [layer, kv_head, ...] repeated to one per query head (Llama's grouping).
+
+    Chapter 07: circuit discovery.
+    """
+    return x if x.shape[1] == n_heads else x.repeat_interleave(n_heads // x.shape[1], dim=1)
+
+
+def _rotary_table(model, n_pos: int) -> tuple[Tensor, Tensor]:
+    """cos, sin [position, d_head] of a rotary model, from its own rotary module where it has one (rope
+    scaling included), else from cfg.rotary_base. Chapter 07: circuit discovery."""
+    cfg, hf = model.cfg, getattr(model, "original_model", None)
+    rot = getattr(getattr(hf, "model", None), "rotary_emb", None)
+    positions = torch.arange(n_pos, device=model.W_E.device)
+    if rot is not None:
+        with torch.no_grad():
+            cos, sin = rot(model.W_E.new_zeros(1, n_pos, cfg.d_head).float(), positions[None])
+        return cos[0].detach(), sin[0].detach()
+    half = torch.arange(0, cfg.d_head, 2, device=positions.device).float() / cfg.d_head
+    angles = positions[:, None].float() / (float(getattr(cfg, "rotary_base", 10000)) ** half)[None]
+    angles = torch.cat([angles, angles], -1)
+    return angles.cos(), angles.sin()
 
 
 def weights(model) -> Weights:
     """The model's weights in the per-edge forward's layout. Chapter 07: circuit discovery."""
     cfg = expect_model(model).cfg
     _refuse(cfg)
-    get = lambda n: getattr(model, n).detach()  # noqa: E731
-    mlp = None if cfg.attn_only else True
-    scale = math.sqrt(cfg.d_head) if getattr(cfg, "use_attn_scale", True) else 1.0
+    n_l, n_h, d, dh = cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.d_head
+    mlp = not cfg.attn_only
+    d_mlp = int(model.W_in.shape[-1]) if mlp else 0
+    scale = math.sqrt(dh) if getattr(cfg, "use_attn_scale", True) else 1.0
     given = float(getattr(cfg, "attn_scale", -1.0) or -1.0)
-    scale = given if given > 0 else scale
+    kv = lambda n: _per_query_head(_param(model, n, (n_l, n_h, dh)), n_h)  # type: ignore[arg-type]  # noqa: E731
+    rotary = getattr(cfg, "positional_embedding_type", "standard") == "rotary"
     return Weights(
-        get("W_E"), get("W_pos"), get("W_Q"), get("b_Q"), get("W_K"), get("b_K"), get("W_V"), get("b_V"),
-        get("W_O"), get("b_O"), mlp and get("W_in"), mlp and get("b_in"), mlp and get("W_out"),
-        mlp and get("b_out"), get("W_U"), get("b_U"),
+        _param(model, "W_E"), None if rotary else _param(model, "W_pos"), _param(model, "W_Q"),  # type: ignore[arg-type]
+        _param(model, "b_Q", (n_l, n_h, dh)), kv("W_K"), kv("b_K"), kv("W_V"), kv("b_V"), _param(model, "W_O"),  # type: ignore[arg-type]
+        _param(model, "b_O", (n_l, d)), _param(model, "W_in") if mlp else None,  # type: ignore[arg-type]
+        _param(model, "b_in", (n_l, d_mlp)) if mlp else None, _param(model, "W_out") if mlp else None,
+        _param(model, "b_out", (n_l, d)) if mlp else None, _param(model, "W_U"), _param(model, "b_U", (cfg.d_vocab,)),  # type: ignore[arg-type]
         [_ln_params(getattr(b, "ln1", None)) for b in model.blocks],
         [_ln_params(getattr(b, "ln2", None)) for b in model.blocks] if mlp else [],
         _ln_params(getattr(model, "ln_final", None)), str(cfg.normalization_type), float(getattr(cfg, "eps", 1e-5)),
-        str(cfg.act_fn), scale,
+        str(cfg.act_fn), given if given > 0 else scale,
+        W_gate=_param(model, "W_gate") if mlp and getattr(cfg, "gated_mlp", False) else None,
+        rotary=_rotary_table(model, min(int(cfg.n_ctx), 4096)) if rotary else None,
     )  # fmt: skip
+
+
+def _rotate(w: Weights, x: Tensor, first: int) -> Tensor:
+    """Rotary embedding of queries or keys x [rows, pos, head, d_head] at positions first, first + 1, ...
+
+    Chapter 07: circuit discovery.
+    """
+    if w.rotary is None:
+        return x
+    if first + x.shape[1] > w.rotary[0].shape[0]:
+        raise TutorialInputError(f"circuit discovery's rotary table covers {w.rotary[0].shape[0]} positions; "
+                                 f"got a sequence of {first + x.shape[1]}.")  # fmt: skip
+    cos, sin = (t[first : first + x.shape[1], None, :].to(x.dtype) for t in w.rotary)
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat([-x[..., half:], x[..., :half]], -1) * sin
 
 
 def normalise(w: Weights, x: Tensor, params: tuple[Tensor | None, Tensor | None]) -> Tensor:
     """LayerNorm or RMSNorm over the last axis, with the module's weight and bias. Chapter 07: circuit discovery."""
     if w.norm == "None":
         return x
+    if w.fused:
+        weight, bias = params
+        if w.norm.startswith("LN"):
+            return F.layer_norm(x, x.shape[-1:], weight, bias, w.eps)
+        x = F.rms_norm(x, x.shape[-1:], weight, w.eps)
+        return x if bias is None else x + bias
     if w.norm.startswith("LN"):
         x = x - x.mean(-1, keepdim=True)
     x = x / (x.pow(2).mean(-1, keepdim=True) + w.eps).sqrt()
@@ -125,28 +198,34 @@ def normalise(w: Weights, x: Tensor, params: tuple[Tensor | None, Tensor | None]
     return x if bias is None else x + bias
 
 
-def attention(w: Weights, layer: int, xq: Tensor, xk: Tensor, xv: Tensor) -> Tensor:
+def attention(w: Weights, layer: int, xq: Tensor, xk: Tensor, xv: Tensor, heads: list[int] | None = None) -> Tensor:
     """Each head's output (its z times W_O, bias excluded) from its own q, k and v inputs.
 
-    xq, xk, xv: [rows, pos, head, d_model]; returns [rows, pos, head, d_model].
+    xq [rows, q_pos, head, d_model] (q_pos <= pos: the last positions' queries only), xk, xv [rows, pos, head,
+    d_model]; `heads` picks the heads the inputs hold (default all). Returns [rows, q_pos, head, d_model].
     Chapter 07: circuit discovery.
     """
-    ln = w.ln1[layer]
-    q = torch.einsum("nphd,hde->nphe", normalise(w, xq, ln), w.W_Q[layer]) + w.b_Q[layer]
-    k = torch.einsum("nphd,hde->nphe", normalise(w, xk, ln), w.W_K[layer]) + w.b_K[layer]
-    v = torch.einsum("nphd,hde->nphe", normalise(w, xv, ln), w.W_V[layer]) + w.b_V[layer]
+    ln, sel = w.ln1[layer], slice(None) if heads is None else heads
+    q = torch.einsum("nphd,hde->nphe", normalise(w, xq, ln), w.W_Q[layer][sel]) + w.b_Q[layer][sel]
+    k = torch.einsum("nphd,hde->nphe", normalise(w, xk, ln), w.W_K[layer][sel]) + w.b_K[layer][sel]
+    v = torch.einsum("nphd,hde->nphe", normalise(w, xv, ln), w.W_V[layer][sel]) + w.b_V[layer][sel]
+    n_q, n_pos = xq.shape[1], xk.shape[1]
+    q, k = _rotate(w, q, n_pos - n_q), _rotate(w, k, 0)
     scores = torch.einsum("nqhe,nkhe->nhqk", q, k) / w.scale
-    n_pos = xq.shape[1]
-    causal = torch.ones(n_pos, n_pos, dtype=torch.bool, device=xq.device).triu(1)
+    causal = torch.ones(n_q, n_pos, dtype=torch.bool, device=xq.device).triu(1 + n_pos - n_q)
     pattern = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)
     z = torch.einsum("nhqk,nkhe->nqhe", pattern, v)
-    return torch.einsum("nqhe,hed->nqhd", z, w.W_O[layer])
+    return torch.einsum("nqhe,hed->nqhd", z, w.W_O[layer][sel])
 
 
 def mlp(w: Weights, layer: int, x: Tensor) -> Tensor:
     """The MLP's output (bias included) on its input x [..., d_model]. Chapter 07: circuit discovery."""
     assert w.W_in is not None and w.b_in is not None and w.W_out is not None and w.b_out is not None
-    hidden = ACTS[w.act](normalise(w, x, w.ln2[layer]) @ w.W_in[layer] + w.b_in[layer])
+    x = normalise(w, x, w.ln2[layer])
+    if w.W_gate is None:
+        hidden = ACTS[w.act](x @ w.W_in[layer] + w.b_in[layer])
+    else:
+        hidden = ACTS[w.act](x @ w.W_gate[layer]) * (x @ w.W_in[layer] + w.b_in[layer])
     return hidden @ w.W_out[layer] + w.b_out[layer]
 
 

@@ -85,6 +85,14 @@ class Graph:
     def logits_receiver(self) -> int:
         return self.n_receivers - 1
 
+    def reader(self, receiver: int) -> int | None:
+        """The sender that reads `receiver` (the head of a q/k/v input, the MLP of an MLP input; None for the
+        logits). Chapter 07: circuit discovery."""
+        if receiver == self.logits_receiver:
+            return None
+        layer, k = divmod(receiver, self.per_layer_receivers)
+        return self.mlp_sender(layer) if k == 3 * self.n_heads else self.head_sender(layer, k % self.n_heads)
+
     def senders_before(self, layer: int, stage: str) -> int:
         """How many senders write before `stage` ("attn", "mlp" or "logits") of `layer` reads.
 

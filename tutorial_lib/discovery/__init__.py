@@ -3,7 +3,8 @@
 Modules: ``graph`` (senders, receivers, valid edges), ``forward`` (the per-edge forward on the model's own
 weights, checked once per model against its logits), ``edges`` (edge patching, many edge sets per forward),
 ``eap`` (edge attribution patching and EAP-IG), ``acdc`` (ACDC and its threshold sweep), ``metrics``
-(faithfulness, ROC/AUC, bootstrap intervals), ``nodes`` (node attribution patching, the node-level baseline).
+(faithfulness, ROC/AUC, bootstrap intervals), ``nodes`` (node attribution patching, the node-level baseline),
+``scrubbing`` (causal scrubbing of a circuit hypothesis).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from .edges import edge_patch, mean_sender_outputs, run_edges, sender_outputs
 from .graph import Graph, build_graph
 from .metrics import auc, bootstrap_ci, faithfulness, roc_curve, top_k_mask
 from .nodes import edge_scores_from_nodes, node_attribution
+from .scrubbing import ScrubResult, induction_hypothesis, scrub
 
 __all__ = [
     "ACDCResult",
+    "ScrubResult",
     "Graph",
     "acdc",
     "acdc_sweep",
@@ -29,12 +32,14 @@ __all__ = [
     "edge_patch",
     "edge_scores_from_nodes",
     "faithfulness",
+    "induction_hypothesis",
     "kl_to",
     "mean_sender_outputs",
     "node_attribution",
     "receiver_gradients",
     "roc_curve",
     "run_edges",
+    "scrub",
     "sender_outputs",
     "top_k_mask",
 ]

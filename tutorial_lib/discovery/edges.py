@@ -66,6 +66,8 @@ def _receive(st: Stage, outs: Tensor, repl: Tensor, ablate: Tensor | None, bias:
     if ablate is None:
         total = outs[..., :n, :].sum(-2) + bias  # [V, B, P, D]
         return total[..., None, :].expand(*total.shape[:-1], n_r, total.shape[-1])
+    if repl.ndim == 5:  # a replacement per (sender, receiver) edge: [B or 1, P, S, R_all, D] (causal scrubbing)
+        return _receive_per_edge(st, outs, repl, ablate, bias)
     if ablate.ndim == 2:  # one mask: each receiver sums kept senders' own outputs and removed ones' replacements
         a = ablate[:n, list(st.receivers)].to(outs.dtype).T  # [R, S]: a matmul, 4x faster than the einsum
         return torch.matmul(1 - a, outs[..., :n, :]) + (torch.matmul(a, repl[..., :n, :]) + bias[..., None, :])
@@ -73,6 +75,17 @@ def _receive(st: Stage, outs: Tensor, repl: Tensor, ablate: Tensor | None, bias:
     delta = outs[..., :n, :] - repl[..., :n, :]
     a = ablate[..., :n, list(st.receivers)].to(delta.dtype)
     spec = "vbpsd,vsr->vbprd" if a.ndim == 3 else "vbpsd,vpsr->vbprd"
+    return total[..., None, :] - torch.einsum(spec, delta, a)
+
+
+def _receive_per_edge(st: Stage, outs: Tensor, repl: Tensor, ablate: Tensor, bias: Tensor) -> Tensor:
+    """_receive with a replacement per edge, repl [B or 1, P, S, R_all, D]. Chapter 07: circuit discovery."""
+    n, r_idx = st.n_before, list(st.receivers)
+    total = outs[..., :n, :].sum(-2) + bias  # [V, B, P, D]
+    delta = outs[..., :n, None, :] - repl[:, :, :n][:, :, :, r_idx]  # [V, B, P, S, R, D]
+    a = ablate[..., :n, r_idx].to(delta.dtype)
+    a = a[None] if a.ndim == 2 else a
+    spec = "vbpsrd,vsr->vbprd" if a.ndim == 3 else "vbpsrd,vpsr->vbprd"
     return total[..., None, :] - torch.einsum(spec, delta, a)
 
 
@@ -128,7 +141,7 @@ def _forward(w, g, outs, repl, ablate, start: int = 0, taps: list | None = None,
             continue
         st = part
         late = last_only and st.kind != "attn" and st.layer >= g.n_layers - 1  # reads the last position only
-        x = _receive(st, outs[..., -1:, :, :] if late else outs, repl[..., -1:, :, :] if late else repl, ablate,
+        x = _receive(st, outs[..., -1:, :, :] if late else outs, repl[:, -1:] if late else repl, ablate,
                      _bias_before(w, st))  # fmt: skip
         if taps is not None:
             tap = torch.zeros_like(x, requires_grad=True)
@@ -183,7 +196,14 @@ def _replacement(w: fw.Weights, g: Graph, replacement: Tensor, tokens: Tensor) -
             )
         return _sender_outputs(w, g, replacement)
     n_senders = g.n_senders
-    expect_ndim(replacement, 4, "replacement", "[batch or 1, pos, sender, d_model]")
+    if replacement.ndim == 5:  # one replacement per edge (causal scrubbing)
+        if replacement.shape[1:4] != (tokens.shape[1], n_senders, g.n_receivers):
+            raise TutorialInputError(
+                f"a per-edge replacement must be [batch or 1, {tokens.shape[1]}, {n_senders}, {g.n_receivers}, "
+                f"d_model], got {tuple(replacement.shape)}."
+            )
+        return replacement
+    expect_ndim(replacement, 4, "replacement", "[batch or 1, pos, sender, d_model] (or a per-edge [.., receiver, ..])")
     if replacement.shape[1:3] != (tokens.shape[1], n_senders):
         raise TutorialInputError(
             f"replacement must be [batch or 1, {tokens.shape[1]}, {n_senders}, d_model], got {tuple(replacement.shape)}."
@@ -217,7 +237,8 @@ def run_edges(
 ) -> tuple[Float[Tensor, "var batch pos d_vocab"], Float[Tensor, "var batch pos sender d_model"]]:
     """Logits and sender outputs of the run on `tokens` with each variant's ablated edges (ablate[v, s, r],
     or ablate[v, pos, s, r] per position) carrying the replacement: corrupted tokens' sender outputs, or a
-    float [batch or 1, pos, sender, d_model] tensor (e.g. mean_sender_outputs). ablate None: the plain run.
+    float [batch or 1, pos, sender, d_model] tensor (e.g. mean_sender_outputs), or one replacement per edge,
+    [batch or 1, pos, sender, receiver, d_model] (causal scrubbing). ablate None: the plain run.
 
     Chapter 07: circuit discovery.
     """

@@ -7,7 +7,16 @@ import torch
 from patching_support import make_data, make_model
 
 from tutorial_lib.discovery import build_graph
-from tutorial_lib.discovery.metrics import auc, bootstrap_ci, faithfulness, roc_curve, top_k_mask
+from tutorial_lib.discovery.edges import edge_patch
+from tutorial_lib.discovery.metrics import (
+    auc,
+    bootstrap_ci,
+    faithfulness,
+    incompleteness,
+    minimality,
+    roc_curve,
+    top_k_mask,
+)
 from tutorial_lib.validation import TutorialInputError
 
 
@@ -57,3 +66,35 @@ def test_bootstrap_interval():
     assert high4 - low4 > 2 * (high - low)  # 16x fewer prompts: about 4x wider
     ratio = bootstrap_ci(torch.stack([x, 2 * x], 1), stat=lambda v: v[..., 1].mean(-1) / v[..., 0].mean(-1))
     assert abs(ratio[0] - 2) < 1e-12 and abs(ratio[1] - 2) < 1e-9
+
+
+def test_incompleteness_and_minimality_match_one_edge_set_at_a_time(device):
+    model = make_model(device)
+    clean, corrupted, right, wrong = make_data(device)
+    metric = lambda lg: (lg[:, -1, right] - lg[:, -1, wrong]).mean()  # noqa: E731
+    g = build_graph(model)
+    valid = g.valid.to(device)
+    circuit = top_k_mask(torch.randn(g.valid.shape, generator=torch.Generator().manual_seed(1)), 6, g.valid).to(device)
+    edges = circuit.nonzero()
+    removals = torch.zeros(2, *circuit.shape, dtype=torch.bool, device=device)
+    removals[0, edges[0, 0], edges[0, 1]] = True
+    removals[1, edges[1:3, 0], edges[1:3, 1]] = True
+
+    def f(ablate):  # the oracle: one plain edge-patched run per edge set
+        return float(edge_patch(model, clean, corrupted, (ablate & valid)[None], metric)[0])
+
+    want = [abs(f(~circuit | k) - f(k)) for k in removals]
+    torch.testing.assert_close(incompleteness(model, clean, corrupted, metric, circuit, removals).cpu(),
+                               torch.tensor(want), atol=1e-4, rtol=0)  # fmt: skip
+    # the whole model is complete for every K
+    assert incompleteness(model, clean, corrupted, metric, valid, removals).abs().max() < 1e-4
+    want = []
+    for s, r in edges:
+        one = torch.zeros_like(circuit)
+        one[s, r] = True
+        want.append(abs(f(~circuit | one) - f(~circuit)))
+    torch.testing.assert_close(minimality(model, clean, corrupted, metric, circuit).cpu(), torch.tensor(want),
+                               atol=1e-4, rtol=0)  # fmt: skip
+    assert len(minimality(model, clean, corrupted, metric, circuit, removals[1])) == len(edges) - 2
+    with pytest.raises(TutorialInputError, match="inside the circuit"):
+        incompleteness(model, clean, corrupted, metric, circuit, (~circuit)[None])

@@ -3,8 +3,8 @@
 Modules: ``graph`` (senders, receivers, valid edges), ``forward`` (the per-edge forward on the model's own
 weights, checked once per model against its logits), ``edges`` (edge patching, many edge sets per forward),
 ``eap`` (edge attribution patching and EAP-IG), ``acdc`` (ACDC and its threshold sweep), ``metrics``
-(faithfulness, ROC/AUC, bootstrap intervals), ``nodes`` (node attribution patching, the node-level baseline),
-``scrubbing`` (causal scrubbing of a circuit hypothesis).
+(faithfulness, Wang et al.'s incompleteness and minimality, ROC/AUC, bootstrap intervals), ``nodes`` (node
+attribution patching, the node-level baseline), ``scrubbing`` (causal scrubbing of a circuit hypothesis).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from .acdc import ACDCResult, acdc, acdc_sweep, kl_to
 from .eap import eap_circuit, eap_ig_scores, eap_scores, receiver_gradients
 from .edges import edge_patch, mean_sender_outputs, run_edges, sender_outputs
 from .graph import Graph, build_graph
-from .metrics import auc, bootstrap_ci, faithfulness, roc_curve, top_k_mask
+from .metrics import auc, bootstrap_ci, faithfulness, incompleteness, minimality, roc_curve, top_k_mask
 from .nodes import edge_scores_from_nodes, node_attribution
 from .scrubbing import ScrubResult, induction_hypothesis, scrub
 
@@ -32,9 +32,11 @@ __all__ = [
     "edge_patch",
     "edge_scores_from_nodes",
     "faithfulness",
+    "incompleteness",
     "induction_hypothesis",
     "kl_to",
     "mean_sender_outputs",
+    "minimality",
     "node_attribution",
     "receiver_gradients",
     "roc_curve",

@@ -1,5 +1,5 @@
 """Chapter 07's measures of a circuit: faithfulness (the metric recovered by the circuit alone, every edge
-outside it ablated), ROC curves and AUC of an edge ranking against a known circuit, and bootstrap
+outside it ablated), Wang et al. (2022)'s incompleteness and minimality scores, ROC curves and AUC of an edge ranking against a known circuit, and bootstrap
 confidence intervals over prompts.
 """
 
@@ -14,7 +14,7 @@ from ..validation import TutorialInputError, expect_dtype, expect_int_at_least, 
 from .edges import run_edges
 from .graph import build_graph
 
-__all__ = ["auc", "bootstrap_ci", "faithfulness", "roc_curve", "top_k_mask"]
+__all__ = ["auc", "bootstrap_ci", "faithfulness", "incompleteness", "minimality", "roc_curve", "top_k_mask"]
 
 
 def _values(metric, logits: Tensor) -> Tensor:
@@ -125,3 +125,48 @@ def bootstrap_ci(
     tail = (1 - level) / 2
     low, high = torch.quantile(boots, torch.tensor([tail, 1 - tail], dtype=torch.float64))
     return float(stat(x[None])[0]), float(low), float(high)
+
+
+def _ablated_values(model, clean_tokens, corrupted_tokens, metric, ablate: Tensor) -> Tensor:
+    """metric of the clean run with the edges in each mask of `ablate` [V, S, R] carrying the corrupted
+    tokens' value (edges outside the graph never count). Chapter 07: circuit discovery."""
+    expect_dtype(ablate, "bool", "ablate")
+    valid = build_graph(model).valid.to(ablate.device)
+    with torch.no_grad():
+        logits, _ = run_edges(model, clean_tokens, corrupted_tokens, ablate & valid)
+    return _values(metric, logits)
+
+
+def incompleteness(
+    model, clean_tokens, corrupted_tokens, metric, circuit: Bool[Tensor, "sender receiver"],
+    removals: Bool[Tensor, "variant sender receiver"],
+) -> Float[Tensor, " variant"]:  # fmt: skip
+    """Wang et al. (2022)'s incompleteness |F(C \\ K) - F(M \\ K)| for each subset K of the circuit in `removals`:
+    F is the metric, C \\ K the circuit without K (every other edge ablated), M \\ K the whole model without K.
+    Near 0 for every K means the circuit is complete: removing part of it hurts the circuit as it hurts the
+    model, so nothing outside the circuit compensates. Chapter 07: circuit discovery.
+    """
+    expect_dtype(circuit, "bool", "circuit")
+    if removals.ndim != 3 or bool((removals & ~circuit).any()):
+        raise TutorialInputError("removals must be [V, sender, receiver] bool masks of edges inside the circuit.")
+    ablate = torch.cat([~circuit | removals, removals])
+    f = _ablated_values(model, clean_tokens, corrupted_tokens, metric, ablate)
+    return (f[: len(removals)] - f[len(removals) :]).abs()
+
+
+def minimality(
+    model, clean_tokens, corrupted_tokens, metric, circuit: Bool[Tensor, "sender receiver"],
+    removed: Bool[Tensor, "sender receiver"] | None = None,
+) -> Float[Tensor, " edge"]:  # fmt: skip
+    """Wang et al. (2022)'s minimality score of each circuit edge v: |F(C \\ (K + v)) - F(C \\ K)|, with K the
+    edges in `removed` (default none), in the order of circuit.nonzero(). An edge scoring near 0 for every K
+    adds nothing to the circuit. Chapter 07: circuit discovery.
+    """
+    expect_dtype(circuit, "bool", "circuit")
+    k = torch.zeros_like(circuit) if removed is None else removed & circuit
+    edges = (circuit & ~k).nonzero()
+    base = ~circuit | k
+    ablate = base[None].repeat(len(edges) + 1, 1, 1)
+    ablate[torch.arange(1, len(edges) + 1), edges[:, 0], edges[:, 1]] = True
+    f = _ablated_values(model, clean_tokens, corrupted_tokens, metric, ablate)
+    return (f[1:] - f[0]).abs()

@@ -3,7 +3,7 @@ an error term = true MLP output - transcoder prediction on the clean run, which 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -51,9 +51,11 @@ def replacement_logits(
     transcoders: Sequence[Transcoder],
     tokens: Int[Tensor, "batch pos"],
     errors: Sequence[Tensor] | None = None,
+    edit_latents: Callable[[int, Tensor], Tensor] | None = None,
 ) -> Float[Tensor, "batch pos vocab"]:
     """Logits of the model with every MLP replaced by its transcoder (fed the replacement model's own
     MLP input), plus `errors[i]` at layer i when given (from `mlp_errors`: then the logits are exact).
+    `edit_latents(layer, z)` may change the latent codes z [batch, pos, d_latent] (an intervention).
 
     Chapter 08: transcoders and attribution graphs.
     """
@@ -67,7 +69,11 @@ def replacement_logits(
             return act
 
         def replace(act, hook, i=i, tc=tc):  # noqa: ARG001
-            out = _predict(tc, stash[i]).to(act.dtype)
+            x = stash[i]
+            z = tc.encode(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], tc.d_sae)
+            if edit_latents is not None:
+                z = edit_latents(i, z)
+            out = tc.decode(z.reshape(-1, tc.d_sae)).reshape(act.shape).to(act.dtype)
             return out if errors is None else out + errors[i]
 
         hooks += [(f"blocks.{i}.ln2.hook_out", grab), (f"blocks.{i}.hook_mlp_out", replace)]

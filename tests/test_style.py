@@ -47,6 +47,8 @@ KERNELS = {
     "open_problems": "06",
     "discovery": "07",
     "lens": "08",
+    "transcoders": "08",
+    "attribution_graph": "08",
 }
 CHAPTER = re.compile(r"\bChapter \d\d\b")
 EXERCISE = re.compile(r"\bExercise (\d\d\.\d+)\b")

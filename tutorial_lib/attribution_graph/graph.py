@@ -1,0 +1,197 @@
+"""Attribution graph for one prompt (Ameisen et al. 2025) on a model whose MLPs are replaced by
+transcoders: nodes are the active transcoder latents at every position, one error node per (layer,
+position), one embedding node per position and the chosen output logit; an edge is the direct linear
+effect of a source on a target with attention patterns and LayerNorm scales frozen at the prompt's
+values (linear through attention OV and the frozen norms; not through other latents)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from ..transcoders import Transcoder, mlp_errors
+from ..validation import TutorialInputError, expect_ndim
+
+__all__ = ["AttributionGraph", "attribution_graph", "clean_state", "frozen_forward"]
+
+
+@dataclass
+class AttributionGraph:
+    """Nodes and the [n_nodes, n_nodes] adjacency (adjacency[target, source] = attribution of the edge).
+
+    Chapter 08: transcoders and attribution graphs.
+
+    Node order: latents (layer, pos, index) for every active latent, then error nodes (layer, pos),
+    then embedding nodes (pos), then the logit node (last). `per_unit[t, s]` is the edge divided by
+    the source's activation (latent sources only; 0 elsewhere). `bias` is the logit with every source
+    at zero: logit == adjacency[-1].sum() + bias exactly.
+    """
+
+    latents: list[tuple[int, int, int]]
+    n_layers: int
+    n_pos: int
+    token: int
+    logit: float
+    bias: float
+    adjacency: Tensor
+    per_unit: Tensor
+    activations: Tensor
+
+    @property
+    def n_latents(self) -> int:
+        return len(self.latents)
+
+    def names(self) -> list[str]:
+        """A readable name per node, e.g. 'L1 p5 #37', 'err L0 p2', 'emb p0', 'logit'."""
+        out = [f"L{layer} p{pos} #{j}" for layer, pos, j in self.latents]
+        out += [f"err L{layer} p{pos}" for layer in range(self.n_layers) for pos in range(self.n_pos)]
+        return out + [f"emb p{pos}" for pos in range(self.n_pos)] + ["logit"]
+
+
+def clean_state(model, transcoders: Sequence[Transcoder], tokens: Int[Tensor, "1 pos"]) -> dict[str, Tensor]:
+    """What the graph freezes or uses as source values, from one clean run: attention patterns, norm
+    scales, the residual stream entering layer 0, transcoder codes z and error nodes.
+
+    Chapter 08: transcoders and attribution graphs.
+    """
+    tokens = expect_ndim(tokens, 2, "tokens", "[1, pos]")
+    if tokens.shape[0] != 1:
+        raise TutorialInputError(
+            f"an attribution graph is for one prompt: tokens must be [1, pos], got {tuple(tokens.shape)}."
+        )
+    n = model.cfg.n_layers
+    keep = {"blocks.0.hook_resid_pre", "ln_final.hook_scale"}
+    keep |= {
+        f"blocks.{i}.{h}"
+        for i in range(n)
+        for h in ("attn.hook_pattern", "ln1.hook_scale", "ln2.hook_scale", "ln2.hook_out")
+    }
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in keep)
+        state = {k: cache[k].detach() for k in keep}
+        state["z"] = torch.stack([tc.encode(cache[f"blocks.{i}.ln2.hook_out"][0]) for i, tc in enumerate(transcoders)])
+        state["err"] = torch.stack([e[0] for e in mlp_errors(model, transcoders, tokens)])
+    return state
+
+
+def frozen_forward(
+    model,
+    transcoders: Sequence[Transcoder],
+    tokens: Int[Tensor, "1 pos"],
+    state: dict[str, Tensor],
+    resid0: Float[Tensor, "batch pos d_model"],
+    z: Float[Tensor, "batch layer pos d_latent"],
+    err: Float[Tensor, "batch layer pos d_model"],
+) -> tuple[Float[Tensor, "batch layer pos d_latent"], Float[Tensor, "batch pos vocab"]]:
+    """The frozen-linear replacement model, batched over copies of the prompt: (every latent's
+    pre-activation, the logits), as affine functions of the sources resid0, z and err.
+
+    Chapter 08: transcoders and attribution graphs.
+
+    Patterns and norm scales come from `state`; each MLP's output is z @ W_dec + b_dec + err, so a
+    gradient reaches a source only through the residual stream, attention OV and the frozen norms.
+    """
+    batch = resid0.shape[0]
+    pre: dict[int, Tensor] = {}
+
+    def const(name: str):
+        return lambda act, hook: state[name].expand_as(act).to(act.dtype)  # noqa: ARG005 - TransformerLens's interface
+
+    hooks = [
+        ("blocks.0.hook_resid_pre", lambda act, hook: resid0),  # noqa: ARG005
+        ("ln_final.hook_scale", const("ln_final.hook_scale")),
+    ]
+    for i, tc in enumerate(transcoders):
+
+        def grab(act, hook, i=i, tc=tc):  # noqa: ARG001
+            pre[i] = tc.pre_acts(act.reshape(-1, act.shape[-1])).reshape(batch, -1, tc.d_sae)
+            return act
+
+        def mlp(act, hook, i=i, tc=tc):  # noqa: ARG001
+            return (z[:, i] @ tc.W_dec + tc.b_dec + err[:, i]).to(act.dtype)
+
+        hooks += [
+            (f"blocks.{i}.{h}", const(f"blocks.{i}.{h}"))
+            for h in ("attn.hook_pattern", "ln1.hook_scale", "ln2.hook_scale")
+        ]
+        hooks += [(f"blocks.{i}.ln2.hook_out", grab), (f"blocks.{i}.hook_mlp_out", mlp)]
+    logits = model.run_with_hooks(tokens.expand(batch, -1), fwd_hooks=hooks)
+    return torch.stack([pre[i] for i in range(len(transcoders))], 1), logits
+
+
+def _sources(state: dict[str, Tensor], batch: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Leaf copies of the clean sources (resid0, z, err), one per batch row, that gradients reach."""
+    return tuple(
+        t.expand(batch, *t.shape).clone().requires_grad_(True)
+        for t in (state["blocks.0.hook_resid_pre"][0], state["z"], state["err"])
+    )  # type: ignore[return-value]
+
+
+def _targets(pre: Tensor, logits: Tensor, latents: list[tuple[int, int, int]], token: int, rows: Tensor) -> Tensor:
+    """Per batch row its target: the pre-activation of latent `rows[b]`, or the last logit for row n_latents."""
+    out = logits[:, -1, token].clone()
+    is_lat = rows < len(latents)
+    if is_lat.any():
+        idx = torch.tensor(latents, dtype=torch.long).reshape(-1, 3)[rows[is_lat]]
+        b = torch.arange(len(rows))[is_lat]
+        out = out.index_put((b,), pre[b, idx[:, 0], idx[:, 1], idx[:, 2]])
+    return out
+
+
+def _edge_rows(state: dict[str, Tensor], grads: Sequence[Tensor], active: Tensor) -> tuple[Tensor, Tensor]:
+    """(attribution rows [batch, n_nodes - 1] over the sources, per-unit rows over latent sources)."""
+    g_r, g_z, g_e = grads
+    per_unit = g_z[:, active]
+    lat = per_unit * state["z"][active]
+    err = (g_e * state["err"]).sum(-1).flatten(1)
+    emb = (g_r * state["blocks.0.hook_resid_pre"][0]).sum(-1)
+    return torch.cat([lat, err, emb], 1), per_unit
+
+
+def _assemble(graph_args: dict, rows: Tensor, per_unit: Tensor) -> AttributionGraph:
+    n_lat = len(graph_args["latents"])
+    n = rows.shape[1] + 1
+    adjacency = torch.zeros(n, n)
+    adjacency[:n_lat, :-1] = rows[:n_lat]
+    adjacency[-1, :-1] = rows[n_lat]
+    unit = torch.zeros(n, n)
+    unit[:n_lat, :n_lat] = per_unit[:n_lat]
+    unit[-1, :n_lat] = per_unit[n_lat]
+    return AttributionGraph(adjacency=adjacency.detach(), per_unit=unit.detach(), **graph_args)
+
+
+def attribution_graph(
+    model, transcoders: Sequence[Transcoder], tokens: Int[Tensor, "1 pos"], token: int, *, naive: bool = False
+) -> AttributionGraph:
+    """The attribution graph of `tokens`'s last-position logit for `token`: every target's incoming
+    edges from one backward pass of the frozen-linear model, all targets batched into ONE pass.
+    `naive=True` is the reference: one backward per target node (same numbers, much slower).
+
+    Chapter 08: transcoders and attribution graphs.
+    """
+    if not isinstance(token, int) or not 0 <= token < model.cfg.d_vocab:
+        raise TutorialInputError(f"token must be an int token id in [0, {model.cfg.d_vocab}), got {token!r}.")
+    state = clean_state(model, transcoders, tokens)
+    active = state["z"] > 0
+    latents = [tuple(int(v) for v in idx) for idx in active.nonzero()]
+    n_t = len(latents) + 1
+    with torch.no_grad():
+        zero = [torch.zeros_like(t)[None] for t in (state["blocks.0.hook_resid_pre"][0], state["z"], state["err"])]
+        bias = frozen_forward(model, transcoders, tokens, state, *zero)[1][0, -1, token].item()
+    chunks = [torch.arange(n_t)] if not naive else [torch.tensor([r]) for r in range(n_t)]
+    rows, units, logit = [], [], 0.0
+    for chunk in chunks:
+        leaves = _sources(state, len(chunk))
+        pre, logits = frozen_forward(model, transcoders, tokens, state, *leaves)
+        grads = torch.autograd.grad(_targets(pre, logits, latents, token, chunk).sum(), leaves)  # type: ignore[arg-type]
+        r, u = _edge_rows(state, grads, active)
+        rows.append(r)
+        units.append(u)
+        logit = logits[0, -1, token].item()
+    args = {"latents": latents, "n_layers": len(transcoders), "n_pos": tokens.shape[1], "token": token,
+            "logit": logit, "bias": bias, "activations": state["z"][active]}  # fmt: skip
+    return _assemble(args, torch.cat(rows), torch.cat(units))

@@ -140,3 +140,23 @@ def test_scrubbing_threshold_fails_when_the_wrong_hypothesis_is_the_claim():
     """The control: the survival threshold applied to the wrong hypothesis fails (it recovers < 0.3)."""
     _, wrong, _ = scrub_claims(1)
     assert not wrong > 0.8
+
+
+# ------------------------------------------------------------------------------------ 9. hypothesis tests
+@pytest.mark.parametrize("seed", SEEDS)
+def test_hypothesis_tests_decide_the_three_planted_claims(seed):
+    """Section 9 at other prompt seeds: the true circuit passes equivalence and minimality, the circuit
+    without its first edge fails equivalence (the control for equivalence), and minimality names exactly
+    the extra edge of the inflated circuit (the control for minimality)."""
+    model = organisms.load("planted-2l")
+    g = D.build_graph(model)
+    clean, corrupted, a, b = planted_pairs(128, seed=10 + seed)
+    metric = functools.partial(P.logit_diff, correct_tokens=a, wrong_tokens=b, per_prompt=True)
+    true_eq = D.equivalence_test(model, clean, corrupted, metric, g.mask(TRUE_EDGES))
+    true_min = D.minimality_test(model, clean, corrupted, metric, g.mask(TRUE_EDGES))
+    missing = D.equivalence_test(model, clean, corrupted, metric, g.mask(TRUE_EDGES[1:]))
+    inflated = g.mask([*TRUE_EDGES, ("a0.0", "a1.0.v")])
+    extra = D.minimality_test(model, clean, corrupted, metric, inflated)
+    assert extra.p_values is not None
+    flagged = [g.edge_names(inflated)[i] for i in (extra.p_values >= 0.05).nonzero().flatten().tolist()]
+    assert true_eq.passed and true_min.passed and not missing.passed and flagged == ["a0.0->a1.0.v"]

@@ -156,10 +156,14 @@ def _empty_outs(w: fw.Weights, g: Graph, tokens: Tensor, n_var: int, embed: Tens
     """[V, B, P, S, D] zeros with the embedding sender filled in. Chapter 07: circuit discovery."""
     b, p = tokens.shape
     outs = w.W_E.new_zeros(n_var, b, p, g.n_senders, w.W_E.shape[1])
-    if embed is None:
-        embed = w.W_E[tokens] if w.W_pos is None else w.W_E[tokens] + w.W_pos[:p]
-    outs[..., 0, :] = embed
+    outs[..., 0, :] = embed_output(w, tokens) if embed is None else embed
     return outs
+
+
+def embed_output(w: fw.Weights, tokens: Tensor) -> Tensor:
+    """The embedding sender's output [batch, pos, d_model]: token plus positional embedding (it reads the
+    token at its position alone). Chapter 07: circuit discovery."""
+    return w.W_E[tokens] if w.W_pos is None else w.W_E[tokens] + w.W_pos[: tokens.shape[1]]
 
 
 def sender_outputs(model, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos sender d_model"]:

@@ -24,8 +24,8 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from ..validation import TutorialInputError, expect_dtype, expect_range
-from .edges import run_edges
 from .graph import build_graph
+from .metrics import ablated_logits
 
 __all__ = ["HypothesisTest", "equivalence_test", "hsic", "independence_test", "minimality_test"]
 
@@ -42,10 +42,7 @@ class HypothesisTest:
 
 def _per_prompt(model, clean, corrupted, metric, ablate: Tensor) -> Float[Tensor, "variant batch"]:
     """metric(logits) -> [batch] of the clean run with each mask's edges corrupted. Chapter 07: circuit discovery."""
-    expect_dtype(ablate, "bool", "circuit")
-    valid = build_graph(model).valid.to(ablate.device)
-    with torch.no_grad():
-        logits, _ = run_edges(model, clean, corrupted, ablate & valid)
+    logits = ablated_logits(model, clean, corrupted, ablate)
     out = torch.stack([torch.as_tensor(metric(lg)).float() for lg in logits])
     if out.shape != (len(ablate), clean.shape[0]):
         raise TutorialInputError(

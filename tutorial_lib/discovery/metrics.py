@@ -127,14 +127,19 @@ def bootstrap_ci(
     return float(stat(x[None])[0]), float(low), float(high)
 
 
-def _ablated_values(model, clean_tokens, corrupted_tokens, metric, ablate: Tensor) -> Tensor:
-    """metric of the clean run with the edges in each mask of `ablate` [V, S, R] carrying the corrupted
-    tokens' value (edges outside the graph never count). Chapter 07: circuit discovery."""
+def ablated_logits(model, clean_tokens, corrupted_tokens, ablate: Tensor) -> Tensor:
+    """Logits [V, B, P, d_vocab] of the clean run with the edges in each mask of `ablate` [V, S, R] carrying
+    the corrupted tokens' value (edges outside the graph never count). Chapter 07: circuit discovery."""
     expect_dtype(ablate, "bool", "ablate")
     valid = build_graph(model).valid.to(ablate.device)
     with torch.no_grad():
         logits, _ = run_edges(model, clean_tokens, corrupted_tokens, ablate & valid)
-    return _values(metric, logits)
+    return logits
+
+
+def _ablated_values(model, clean_tokens, corrupted_tokens, metric, ablate: Tensor) -> Tensor:
+    """metric of each ablated run (ablated_logits). Chapter 07: circuit discovery."""
+    return _values(metric, ablated_logits(model, clean_tokens, corrupted_tokens, ablate))
 
 
 def incompleteness(

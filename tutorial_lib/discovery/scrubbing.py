@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..validation import TutorialInputError, expect_tokens
 from . import forward as fw
-from .edges import _sender_outputs, run_edges
+from .edges import _sender_outputs, embed_output, run_edges
 from .graph import Graph, build_graph
 from .metrics import bootstrap_ci
 
@@ -100,22 +100,17 @@ def class_sender_outputs(
         drawn = pool[torch.randint(len(pool), (b,), generator=generator)]
         if embed_only:
             out = w.W_E.new_zeros(b, n_pos, g.n_senders, w.W_E.shape[1])
-            out[:, :, 0] = _embed(w, drawn)
+            out[:, :, 0] = embed_output(w, drawn)
             return out
         return _sender_outputs(w, g, drawn)
     drawn = resample_matching(tokens, pool, offsets, generator)  # [P, B, P]
     at = torch.arange(n_pos)
     if embed_only:
         out = w.W_E.new_zeros(b, n_pos, g.n_senders, w.W_E.shape[1])
-        out[:, :, 0] = _embed(w, drawn[at, :, at].T)  # the token each position's prompt holds there
+        out[:, :, 0] = embed_output(w, drawn[at, :, at].T)  # the token each position's prompt holds there
         return out
     outs = _sender_outputs(w, g, drawn.reshape(n_pos * b, n_pos)).reshape(n_pos, b, n_pos, g.n_senders, -1)
     return outs[at, :, at].transpose(0, 1)  # [B, P, S, D]: position p from its own prompts
-
-
-def _embed(w: fw.Weights, tokens: Tensor) -> Tensor:
-    """The embedding sender's output [B, P, D]. Chapter 07: circuit discovery (validation)."""
-    return w.W_E[tokens] if w.W_pos is None else w.W_E[tokens] + w.W_pos[: tokens.shape[1]]
 
 
 def induction_hypothesis(

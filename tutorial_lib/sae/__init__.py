@@ -55,7 +55,17 @@ from .metrics import (
     shared_latent_fraction,
     steer_with_latent,
 )
-from .pretrained import FRONTIER_DIR, FRONTIER_RECIPE, build_frontier, frontier_data, load_frontier
+from .pretrained import (
+    FRONTIER_DIR,
+    FRONTIER_RECIPE,
+    build_frontier,
+    build_robustness,
+    frontier_data,
+    load_frontier,
+    load_robustness,
+    retrain_point,
+    seed_recipe,
+)
 from .sparse import gather_latents, topk_decode_sparse, topk_encode_sparse, use_sparse_topk
 from .splitting import Split, feature_splits
 from .synthetic import feature_frequencies, synthetic_activations
@@ -109,6 +119,10 @@ __all__ = [
     "build_frontier",
     "frontier_data",
     "load_frontier",
+    "build_robustness",
+    "load_robustness",
+    "retrain_point",
+    "seed_recipe",
     "synthetic_activations",
     "topk_activation",
     "topk_decode_sparse",

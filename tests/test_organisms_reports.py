@@ -106,6 +106,32 @@ def test_ioi_3l_rejects_the_repeated_name_not_the_most_recent(ioi3, toy):
 
 
 @torch.no_grad()
+def _end_attention(model, layer: int, head: int, b, tokens) -> list[float]:
+    """Mean attention from END to (S2's slot, IO's slot, S1's slot) of one head."""
+    _, cache = model.run_with_cache(tokens)
+    rows = torch.arange(len(tokens))
+    p = cache["pattern", layer][rows, head, -1]
+    return [float(p[rows, pos].mean()) for pos in (b.s2_pos, b.io_pos, b.s1_pos)]
+
+
+def test_ioi_1l_solves_ioi_by_the_slot_not_the_repetition(ioi3):
+    """ioi-1l (one layer, two heads: chapter 07's minimal-circuits problem) solves IOI on held-out names, with and
+    without a third name. Its head 0 attends from END to the second clause's name slot whether or not that name
+    repeats (also on 'abc' prompts, where no name repeats) and pushes that name down; head 1 splits END's
+    attention over the first clause's two names. The control, ioi-3l's L1H1, attends to S2 only when it repeats."""
+    m = organisms.load("ioi-1l")
+    for third in [None, "after", "before"]:
+        r = organisms.ioi_report(m, batch=60, seed=200, third=third)
+        assert r["ioi_acc"] > 0.95 and r["ioi_logit_diff"] > 4, third
+    b = tasks.ioi(60, seed=13, template=0, split="test")
+    s2, io, s1 = _end_attention(m, 0, 0, b, b.tokens)
+    assert s2 > 0.5 and io < 0.05 and s1 < 0.05 and _end_attention(m, 0, 0, b, b.corrupt_tokens)[0] > 0.5
+    assert min(_end_attention(m, 0, 1, b, b.tokens)[1:]) > 0.3
+    assert organisms.second_clause_report(m, batch=40)["second_clause_name_logit"] < -5
+    assert _end_attention(ioi3, 1, 1, b, b.tokens)[0] > 0.8 and _end_attention(ioi3, 1, 1, b, b.corrupt_tokens)[0] < 0.4
+
+
+@torch.no_grad()
 def test_ioi_3l_circuit(ioi3):
     """The mechanism chapter 04 teaches: one layer-1 head attends from END to S2 (wherever S2 stands) and
     pushes S down; its query is built by the layer-0 heads that copy the first-clause names to END."""

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         ioi_report,
         k_composition,
         ov_copying,
+        second_clause_report,
     )
 
 _LAZY = {
@@ -78,6 +79,7 @@ _LAZY = {
             "ioi_report",
             "k_composition",
             "ov_copying",
+            "second_clause_report",
         ],
         "reports",
     ),
@@ -122,6 +124,7 @@ __all__ = [
     "ov_copying",
     "remeasure",
     "seal",
+    "second_clause_report",
     "sha256",
     "train",
     "unseen_period_batch",

@@ -151,6 +151,18 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+# The minimal-circuits problem (chapter 07): the smallest attention-only model trained on ioi-3l's data
+# that solves IOI. One layer with one head does not; one layer with two heads does, so no head can read
+# another's output: whatever it does, it does without the duplicate-token -> S-inhibition chain.
+RECIPES["ioi-1l"] = Recipe(
+    config={**RECIPES["ioi-3l"].config, "n_layers": 1, "n_heads": 2, "d_head": 32},
+    vocab=english_vocab,
+    train=dict(RECIPES["ioi-3l"].train),
+    fit=_fit_corpus,
+    measure="ioi-1l",
+)
+
+
 def _fit_planted(model, r: Recipe) -> dict:
     """No training: the planted circuit's weights are set by hand (chapter 07, discovery.planted)."""
     return set_planted_weights(model, r.train["seed"])
@@ -171,11 +183,11 @@ def bridge_config(config: dict, device):
     return TransformerBridgeConfig(**config, device=str(device))
 
 
-def build(name: str, device=None, tokenizer=None):
-    """A freshly initialised (untrained) model with `name`'s architecture, seeded by its recipe."""
+def build(name: str | Recipe, device=None, tokenizer=None):
+    """A freshly initialised (untrained) model with `name`'s architecture (or a Recipe's), seeded by its recipe."""
     from transformer_lens.model_bridge import TransformerBridge
 
-    r = RECIPES[name]
+    r = name if isinstance(name, Recipe) else RECIPES[name]
     torch.manual_seed(r.config.get("seed", 0))
     model = TransformerBridge.boot_native(  # pyright: ignore[reportAttributeAccessIssue]
         bridge_config(r.config, device or "cpu"), tokenizer=tokenizer

@@ -192,6 +192,26 @@ def _third_name_report(model) -> dict:
     return {"ioi_third_name": out}
 
 
+@torch.no_grad()
+def second_clause_report(model, batch: int = 100, seed: int = 5150) -> dict:
+    """On prompts without a repeated name (the 'abc' corruption: "When A and B went to the P, C gave a O
+    to"), logit(C) minus the mean of logit(A) and logit(B) at END, averaged over templates. A model that
+    rejects the *repeated* name has no reason to reject C here; a model that rejects the second clause's
+    name by its slot does so anyway.
+
+    Chapter 07: circuit discovery (the minimal-circuits problem; the ioi-1l card).
+    """
+    values = []
+    for t in range(len(tasks.IOI_TEMPLATES)):
+        b = tasks.ioi(batch, seed=seed + t, template=t, split="test")
+        toks = b.corrupt_tokens.to(model.cfg.device)
+        logits = model(toks)[:, -1].cpu()
+        toks, rows = toks.cpu(), torch.arange(len(toks))
+        first = (logits[rows, toks[rows, b.io_pos]] + logits[rows, toks[rows, b.s1_pos]]) / 2
+        values.append((logits[rows, toks[rows, b.s2_pos]] - first).mean())
+    return {"second_clause_name_logit": round(float(torch.stack(values).mean()), 3)}
+
+
 def _measure_ioi(model) -> dict:
     """The ioi-3l card: IOI accuracy, third-name prompts, heads. Chapter 04: activation patching."""
     return {**ioi_report(model), **_third_name_report(model), **ioi_heads_report(model)}
@@ -236,8 +256,14 @@ def planted_report(model, batch: int = 48, seed: int = 2024) -> dict:
     }
 
 
+def _measure_ioi_1l(model) -> dict:
+    """The ioi-1l card: the ioi-3l measurements and the second-clause test. Chapter 07: circuit discovery."""
+    return {**_measure_ioi(model), **second_clause_report(model)}
+
+
 MEASURES: dict[str, Callable[..., dict]] = {
     "induction-2l": _measure_induction,
+    "ioi-1l": _measure_ioi_1l,
     "toy-lm": _measure_toy_lm,
     "ioi-3l": _measure_ioi,
     "planted-2l": planted_report,

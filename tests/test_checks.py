@@ -524,3 +524,53 @@ def test_student_heads_names_what_is_wrong_with_a_search_result():
                       ([(2, 0)], "not heads")]:  # fmt: skip
         with pytest.raises(Mismatch, match=says):
             student_heads(bad, model, "x")
+
+
+def _claimed(g, hyp) -> torch.Tensor:
+    mask = torch.zeros_like(g.valid)
+    for receiver, claims in hyp.items():
+        for sender in claims:
+            mask[g.edge(sender, receiver)] = True
+    return mask
+
+
+def _scrub_only_claimed(model, tokens, pool, hyp, seed=0):
+    from tutorial_lib import discovery as D
+
+    repl, ablate = D.scrub_replacement(model, tokens, pool, hyp, seed)
+    return repl, ablate & _claimed(D.build_graph(model), hyp)
+
+
+def _scrub_ignoring_claims(model, tokens, pool, hyp, seed=0):
+    from tutorial_lib import discovery as D
+
+    return D.scrub_replacement(model, tokens, pool, hyp, seed, claimed=False)
+
+
+def _scrub_every_receiver(model, tokens, pool, hyp, seed=0):
+    from tutorial_lib import discovery as D
+
+    repl, _ = D.scrub_replacement(model, tokens, pool, hyp, seed)
+    return repl, D.build_graph(model).valid.clone()
+
+
+def _scrub_one_prompt_for_all_positions(model, tokens, pool, hyp, seed=0):
+    """Draws per position but keeps every position's output from the last position's prompt."""
+    from tutorial_lib import discovery as D
+
+    repl, ablate = D.scrub_replacement(model, tokens, pool, hyp, seed)
+    return repl[:, -1:].expand_as(repl).clone(), ablate
+
+
+@pytest.mark.parametrize(
+    ("broken", "hint"),
+    [
+        (_scrub_only_claimed, "every OTHER edge"),
+        (_scrub_ignoring_claims, "drew its prompt unconstrained"),
+        (_scrub_every_receiver, "does not name clean"),
+        (_scrub_one_prompt_for_all_positions, "at position p only"),
+    ],
+)
+def test_chapter_07_scrubbing_check_names_the_mistake(broken, hint):
+    result = EXERCISES["07.9"].check(broken)
+    assert result.status == "failed" and hint in result.hint, result.hint

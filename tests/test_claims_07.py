@@ -1,7 +1,8 @@
 """Chapter 07's asserted claims, re-run at three other prompt seeds, and each shown to fail on a control:
 a shuffled ranking or an untrained organism (the planted circuit), the linear edge a1.0 -> logits (EAP's
-failure), an untrained ioi-3l (the discovered circuit and its faithfulness), the wrong induction hypothesis (causal
-scrubbing)."""
+failure), an untrained ioi-3l (the discovered circuit and its faithfulness), the circuit without L1H1, a random
+circuit and random added edges (completeness and minimality), the wrong induction hypothesis (causal scrubbing),
+the tied prompts (the independence test)."""
 
 from __future__ import annotations
 
@@ -58,9 +59,55 @@ def ioi_task(model, seed):
     return clean, corrupted, io, s
 
 
-def ioi_claims(model, seed, tokenizer=None) -> bool:
+def worst_incompleteness(model, clean, corrupted, metric, circuit, scale: float) -> tuple[float, float, float]:
+    """The notebook's completeness measure: the worst |F(C \\ K) - F(M \\ K)| over K (none, all, 10 random halves)
+    in units of the model's logit difference, with its bootstrap interval."""
+    diffs = D.incompleteness(model, clean, corrupted, metric, circuit, D.circuit_subsets(circuit, 10), per_prompt=True)
+    return D.bootstrap_ci(diffs.T / scale, stat=lambda v: v.mean(-2).abs().amax(-1))
+
+
+def needed(model, clean, corrupted, metric, circuit) -> torch.Tensor:
+    """The notebook's minimality count: per circuit edge, is its removal's change nonzero with 95 % confidence."""
+    changes = D.minimality(model, clean, corrupted, metric, circuit, per_prompt=True)
+    return torch.tensor([lo > 0 or hi < 0 for _, lo, hi in (D.bootstrap_ci(c) for c in changes)])
+
+
+def wang_claims(model, clean, corrupted, io, s, circuit, values) -> dict[str, bool]:
+    """The notebook's completeness and minimality claims on ACDC's circuit, and their controls (the circuit
+    without L1H1's edges, a random circuit of its size, 10 random outside edges added to it)."""
+    g = D.build_graph(model)
+    metric = functools.partial(P.logit_diff, correct_tokens=io, wrong_tokens=s, per_prompt=True)
+    scale = float(values[:, 1].mean() - values[:, 2].mean())
+    gen = torch.Generator().manual_seed(0)
+    edges, outside = g.valid.nonzero(), (g.valid & ~circuit).nonzero()
+    rand = torch.zeros_like(circuit)
+    pick = edges[torch.randperm(len(edges), generator=gen)[: int(circuit.sum())]]
+    rand[pick[:, 0], pick[:, 1]] = True
+    without = circuit.clone()
+    without[g.senders.index("a1.1")] = False
+    without[:, [i for i, r in enumerate(g.receivers) if r.startswith("a1.1.")]] = False
+    added = outside[torch.randperm(len(outside), generator=gen)[:10]]
+    inflated = circuit.clone()
+    inflated[added[:, 0], added[:, 1]] = True
+    need = needed(model, clean, corrupted, metric, circuit)
+    names = g.edge_names(circuit)
+    is_added = ~circuit[inflated.nonzero()[:, 0], inflated.nonzero()[:, 1]]
+    added_needed = needed(model, clean, corrupted, metric, inflated)[is_added].float().mean().item()
+    return {
+        "complete": worst_incompleteness(model, clean, corrupted, metric, circuit, scale)[2] < 0.5,
+        "controls incomplete": all(
+            worst_incompleteness(model, clean, corrupted, metric, c, scale)[1] > 0.5 for c in (without, rand)
+        ),
+        "chapter 04's edges needed": all(e in names and bool(need[names.index(e)]) for e in EXPECTED),
+        "a third needed": need.float().mean().item() >= 1 / 3,
+        "added edges mostly not needed": added_needed < 1 / 3,
+    }
+
+
+def ioi_claims(model, seed, tokenizer=None, wang: dict | None = None) -> bool:
     """The notebook's section-7 claims: ACDC at 0.01 keeps chapter 04's edges, and the circuit's faithfulness
-    has a 95 % bootstrap interval above 0.5. `tokenizer`: a model whose tokenizer to use (an untrained build has none)."""
+    has a 95 % bootstrap interval above 0.5. `tokenizer`: a model whose tokenizer to use (an untrained build has none).
+    `wang`, if given, receives wang_claims of the found circuit (the same ACDC run)."""
     clean, corrupted, io, s = ioi_task(model if tokenizer is None else tokenizer, seed)
     g = D.build_graph(model)
     found = D.acdc(model, clean, corrupted, threshold=0.01)
@@ -76,6 +123,8 @@ def ioi_claims(model, seed, tokenizer=None) -> bool:
         return (m[..., 0] - m[..., 2]) / (m[..., 1] - m[..., 2])
 
     low = D.bootstrap_ci(values, stat=ratio)[1]
+    if wang is not None:
+        wang.update(wang_claims(model, clean, corrupted, io, s, found.kept, values))
     return all(e in names for e in EXPECTED) and low > 0.5
 
 
@@ -104,7 +153,10 @@ def test_planted_claims_fail_on_controls():
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_acdc_finds_chapter_04s_circuit_in_ioi_3l(seed):
-    assert ioi_claims(organisms.load("ioi-3l"), seed)
+    """Also the completeness and minimality claims on the same circuit, each with its control failing."""
+    wang: dict = {}
+    assert ioi_claims(organisms.load("ioi-3l"), seed, wang=wang)
+    assert all(wang.values()), wang
 
 
 @pytest.mark.slow
@@ -160,3 +212,23 @@ def test_hypothesis_tests_decide_the_three_planted_claims(seed):
     assert extra.p_values is not None
     flagged = [g.edge_names(inflated)[i] for i in (extra.p_values >= 0.05).nonzero().flatten().tolist()]
     assert true_eq.passed and true_min.passed and not missing.passed and flagged == ["a0.0->a1.0.v"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_independence_fails_on_the_true_circuit_only_through_the_shared_metric(seed):
+    """Section 9's explanation at other prompt seeds: the true planted circuit fails the independence test on all
+    prompts (the control: the check is able to fail), both scores are exactly 0 where the two answers coincide and
+    far from 0 elsewhere, and without those prompts the test passes."""
+    model = organisms.load("planted-2l")
+    g = D.build_graph(model)
+    truth = g.mask(TRUE_EDGES)
+    clean, corrupted, a, b = planted_pairs(128, seed=10 + seed)
+    metric = functools.partial(P.logit_diff, correct_tokens=a, wrong_tokens=b, per_prompt=True)
+    with torch.no_grad():
+        logits, _ = D.run_edges(model, clean, corrupted, torch.stack([g.valid & ~truth, truth]))
+    x, y, tied = metric(logits[0]), metric(logits[1]), a == b
+    rest = ~tied
+    rest_metric = functools.partial(P.logit_diff, correct_tokens=a[rest], wrong_tokens=b[rest], per_prompt=True)
+    assert not D.independence_test(model, clean, corrupted, metric, truth).passed
+    assert bool((x[tied] == 0).all() and (y[tied] == 0).all() and (x[rest] > 9).all() and (y[rest] < -9).all())
+    assert D.independence_test(model, clean[rest], corrupted[rest], rest_metric, truth).passed

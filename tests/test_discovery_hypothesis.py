@@ -27,6 +27,12 @@ def planted():
     return model, clean, corrupted, metric, build_graph(model)
 
 
+def metric_of(n: int):
+    """The per-prompt logit difference of planted()'s first n prompts."""
+    _, _, a, b = planted_pairs(128, seed=0)
+    return functools.partial(P.logit_diff, correct_tokens=a[:n], wrong_tokens=b[:n], per_prompt=True)
+
+
 def test_true_circuit_is_equivalent_and_a_circuit_missing_an_edge_is_not():
     model, clean, corrupted, metric, g = planted()
     true = H.equivalence_test(model, clean, corrupted, metric, g.mask(TRUE_EDGES))
@@ -45,6 +51,18 @@ def test_minimality_keeps_every_true_edge_and_names_the_extra_one():
     order = [tuple(e) for e in circuit.nonzero().tolist()]
     flagged = [order[i] for i in (extra.p_values >= 0.05).nonzero().flatten().tolist()]
     assert not extra.passed and flagged == [g.edge(*EXTRA)]
+
+
+def test_minimality_in_chunks_equals_all_at_once():
+    model, clean, corrupted, metric, g = planted()
+    circuit = g.mask([*TRUE_EDGES, EXTRA])
+    whole = H.minimality_test(model, clean[:16], corrupted[:16], metric_of(16), circuit)
+    chunked = H.minimality_test(model, clean[:16], corrupted[:16], metric_of(16), circuit, batch_size=7)
+    assert whole.p_values is not None and chunked.p_values is not None
+    torch.testing.assert_close(chunked.p_values, whole.p_values, atol=0, rtol=0)
+    assert chunked.statistic == whole.statistic
+    with pytest.raises(TutorialInputError, match="batch_size"):
+        H.minimality_test(model, clean[:4], corrupted[:4], metric_of(4), circuit, batch_size=0)
 
 
 def test_hsic_tells_dependence_from_shuffled_samples():

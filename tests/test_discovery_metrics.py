@@ -11,6 +11,7 @@ from tutorial_lib.discovery.edges import edge_patch
 from tutorial_lib.discovery.metrics import (
     auc,
     bootstrap_ci,
+    circuit_subsets,
     faithfulness,
     incompleteness,
     minimality,
@@ -98,3 +99,25 @@ def test_incompleteness_and_minimality_match_one_edge_set_at_a_time(device):
     assert len(minimality(model, clean, corrupted, metric, circuit, removals[1])) == len(edges) - 2
     with pytest.raises(TutorialInputError, match="inside the circuit"):
         incompleteness(model, clean, corrupted, metric, circuit, (~circuit)[None])
+
+
+def test_per_prompt_scores_average_to_the_scores_and_subsets_stay_inside():
+    model = make_model("cpu")
+    clean, corrupted, right, wrong = make_data("cpu")
+    rows = torch.arange(len(right))
+    per = lambda lg: lg[rows, -1, right] - lg[rows, -1, wrong]  # noqa: E731
+    g = build_graph(model)
+    circuit = top_k_mask(torch.randn(g.valid.shape, generator=torch.Generator().manual_seed(2)), 6, g.valid)
+    subsets = circuit_subsets(circuit, 3, seed=1)
+    assert subsets.shape == (5, *circuit.shape) and not bool((subsets & ~circuit).any())
+    assert not bool(subsets[0].any()) and torch.equal(subsets[1], circuit)
+    args = (model, clean, corrupted)
+    signed = incompleteness(*args, per, circuit, subsets, per_prompt=True)
+    assert signed.shape == (5, len(right))
+    torch.testing.assert_close(signed.mean(1).abs(), incompleteness(*args, lambda lg: per(lg).mean(), circuit, subsets),
+                               atol=1e-5, rtol=0)  # fmt: skip
+    changes = minimality(*args, per, circuit, per_prompt=True)
+    torch.testing.assert_close(changes.mean(1).abs(), minimality(*args, lambda lg: per(lg).mean(), circuit),
+                               atol=1e-5, rtol=0)  # fmt: skip
+    with pytest.raises(TutorialInputError, match="one value per prompt"):
+        minimality(*args, lambda lg: per(lg).mean(), circuit, per_prompt=True)

@@ -269,3 +269,105 @@ def check_find_circuit(fn):
             f"{OPEN_TARGET}. Rank edges by a method that sees through saturated attention (EAP-IG, or ACDC), and "
             "keep the edges INTO the heads you keep as well as out of them: a head with no inputs carries nothing."
         )
+
+
+# ---- 07.9 a causal-scrubbing step
+
+SCRUB_HYPOTHESES = [
+    {"a1.0.k": {"a0.1": (-1,)}, "a1.0.q": {"embed": (0,)}},
+    {"a1.2.v": {"embed": (0,), "a0.3": (-2, 0)}, "logits": {"a1.2": ()}},
+]
+
+
+def _scrub_answer(got, want_repl: Tensor) -> tuple[Tensor, Tensor]:
+    if not (isinstance(got, tuple) and len(got) == 2):
+        raise Mismatch(
+            "return a pair (replacement [batch, pos, sender, receiver, d_model], ablate [sender, receiver])."
+        )
+    repl, ablate = _as_tensor(got[0], "the replacement"), _as_tensor(got[1], "ablate")
+    if ablate.dtype != torch.bool or ablate.shape != want_repl.shape[2:4]:
+        raise Mismatch(f"ablate must be a bool mask [sender, receiver] = {tuple(want_repl.shape[2:4])}, "
+                       f"got {ablate.dtype} {tuple(ablate.shape)}.")  # fmt: skip
+    if repl.shape != want_repl.shape:
+        raise Mismatch(f"the replacement must be [batch, pos, sender, receiver, d_model] = {tuple(want_repl.shape)}, "
+                       f"got {tuple(repl.shape)}: one sender output per edge, position and prompt.")  # fmt: skip
+    if not bool(torch.isfinite(repl).all()):
+        raise Mismatch("the replacement holds NaN or inf; fill the entries of edges you do not scrub with zeros.")
+    return repl.double(), ablate
+
+
+def _check_scrub_ablate(g, hyp, ablate: Tensor, want: Tensor) -> None:
+    """Names the edges scrubbed that should stay clean, or left clean that should be scrubbed."""
+    extra, missing = ablate & ~want, want & ~ablate
+    if bool(extra.any()):
+        outside = [e for e in g.edge_names(extra) if e.split("->")[1] not in hyp]
+        if outside:
+            raise Mismatch(f"you scrubbed {outside[:2]}: leave every receiver the hypothesis does not name clean "
+                           f"(here only {list(hyp)} are scrubbed).")  # fmt: skip
+        raise Mismatch(f"you scrubbed {g.edge_names(extra)[:2]}, which are not edges of the graph (graph.valid).")
+    if bool(missing.any()):
+        claimed = torch.zeros_like(want)
+        for r, claims in hyp.items():
+            for s in claims:
+                claimed[g.edge(s, r)] = True
+        if not bool((missing & claimed).any()):
+            raise Mismatch(f"you left {g.edge_names(missing)[:2]} clean: every OTHER edge into a receiver the "
+                           "hypothesis names is scrubbed too, from a random prompt (the hypothesis says that part of "
+                           f"the input does not matter). Named receivers: {list(hyp)}.")  # fmt: skip
+        raise Mismatch(f"you left the claimed edges {g.edge_names(missing & claimed)[:2]} clean: a claimed edge "
+                       "takes its sender's output from a prompt of its equivalence class, not the clean one.")  # fmt: skip
+
+
+def _check_scrub_values(g, hyp, repl: Tensor, want: Tensor, unclaimed: Tensor, ablate: Tensor) -> None:
+    """Compares the replacement edge by edge, naming claimed and unclaimed edges apart."""
+    for s, r in ablate.nonzero().tolist():
+        if torch.allclose(repl[:, :, s, r], want[:, :, s, r], atol=1e-6):
+            continue
+        edge = f"{g.senders[s]}->{g.receivers[r]}"
+        offsets = hyp.get(g.receivers[r], {}).get(g.senders[s])
+        if offsets is None:
+            raise Mismatch(f"{edge} is not claimed: it takes {g.senders[s]}'s output on a random pool prompt "
+                           "(with this check's pool of ONE prompt, on that prompt), at every position.")  # fmt: skip
+        if torch.allclose(repl[:, :, s, r], unclaimed[:, :, s, r], atol=1e-6):
+            raise Mismatch(f"{edge} is claimed to read the tokens at offsets {offsets}, but you drew its prompt "
+                           "unconstrained: the prompt drawn for position p must hold the clean prompt's tokens at "
+                           "p + o for each offset o (where inside the prompt; o = -1 is the token BEFORE p, and a token after p "
+                           "is one position p cannot see).")  # fmt: skip
+        raise Mismatch(f"{edge}'s replacement is wrong (offsets {offsets}). For each position p: draw a pool prompt, "
+                       "set its tokens at p + o to the clean prompt's (o = -1 is the token before p), run the senders "
+                       "on it, and keep THEIR output at position p only.")  # fmt: skip
+
+
+@exercise("07.9", "A causal-scrubbing step: the replacement a hypothesis allows", reference=D.scrub_replacement)
+def check_scrub_replacement(fn):
+    """With a pool of ONE prompt every draw is that prompt, so the replacement is fixed whatever order the student
+    draws in: compared exactly, edge by edge. Then a larger pool: claiming every token must give the clean outputs."""
+    model = _model(True)
+    g = D.build_graph(model)
+    for seed, hyp in enumerate(SCRUB_HYPOTHESES):
+        gen = torch.Generator().manual_seed(40 + seed)
+        tokens, pool = (
+            torch.randint(model.cfg.d_vocab, (3, 6), generator=gen),
+            torch.randint(model.cfg.d_vocab, (1, 6), generator=gen),
+        )
+        want, want_ablate = D.scrub_replacement(model, tokens, pool, hyp, seed=seed)
+        repl, ablate = _scrub_answer(call_student(fn, model, tokens, pool, hyp, seed), want)
+        _check_scrub_ablate(g, hyp, ablate, want_ablate)
+        unclaimed, _ = D.scrub_replacement(model, tokens, pool, hyp, seed=seed, claimed=False)
+        _check_scrub_values(g, hyp, repl, want.double(), unclaimed.double(), want_ablate)
+    gen = torch.Generator().manual_seed(50)
+    tokens, pool = (
+        torch.randint(model.cfg.d_vocab, (2, 6), generator=gen),
+        torch.randint(model.cfg.d_vocab, (8, 6), generator=gen),
+    )
+    everything = tuple(range(-6, 6))
+    hyp = {"a1.1.k": {"embed": everything, "a0.2": everything}}
+    want, _ = D.scrub_replacement(model, tokens, pool, hyp, seed=3)
+    repl, _ = _scrub_answer(call_student(fn, model, tokens, pool, hyp, 3), want)
+    clean = D.sender_outputs(model, tokens).double()
+    r = g.receivers.index("a1.1.k")
+    for s in (0, g.senders.index("a0.2")):
+        if not torch.allclose(repl[:, :, s, r], clean[:, :, s], atol=1e-6):
+            raise Mismatch(f"a hypothesis claiming EVERY token of {g.senders[s]}->a1.1.k must leave that edge's clean "
+                           "output: set the drawn prompt's tokens at every claimed position to the clean prompt's, "
+                           "and draw one prompt per position from the pool (8 prompts here).")  # fmt: skip

@@ -15,9 +15,9 @@ from .eap import eap_circuit, eap_ig_scores, eap_scores, receiver_gradients
 from .edges import edge_patch, mean_sender_outputs, run_edges, sender_outputs
 from .graph import Graph, build_graph
 from .hypothesis import HypothesisTest, equivalence_test, independence_test, minimality_test
-from .metrics import auc, bootstrap_ci, faithfulness, incompleteness, minimality, roc_curve, top_k_mask
+from .metrics import auc, bootstrap_ci, circuit_subsets, faithfulness, incompleteness, minimality, roc_curve, top_k_mask
 from .nodes import edge_scores_from_nodes, node_attribution
-from .scrubbing import ScrubResult, induction_hypothesis, scrub
+from .scrubbing import ScrubResult, induction_hypothesis, scrub, scrub_replacement
 
 __all__ = [
     "ACDCResult",
@@ -29,6 +29,7 @@ __all__ = [
     "auc",
     "bootstrap_ci",
     "build_graph",
+    "circuit_subsets",
     "eap_circuit",
     "eap_ig_scores",
     "eap_scores",
@@ -48,6 +49,7 @@ __all__ = [
     "roc_curve",
     "run_edges",
     "scrub",
+    "scrub_replacement",
     "sender_outputs",
     "top_k_mask",
 ]

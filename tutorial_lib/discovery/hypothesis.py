@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from ..validation import TutorialInputError, expect_dtype, expect_range
+from ..validation import TutorialInputError, expect_dtype, expect_int_at_least, expect_range
 from .graph import build_graph
 from .metrics import ablated_logits
 
@@ -73,9 +73,10 @@ def equivalence_test(model, clean, corrupted, metric, circuit: Bool[Tensor, "sen
 
 
 def minimality_test(model, clean, corrupted, metric, circuit: Bool[Tensor, "sender receiver"],
-                    alpha: float = 0.05) -> HypothesisTest:  # fmt: skip
+                    alpha: float = 0.05, batch_size: int | None = None) -> HypothesisTest:  # fmt: skip
     """Shi et al.'s minimality test: one p-value per circuit edge against random edges from outside it;
-    passed when every edge's p-value is below alpha. statistic: the largest p-value.
+    passed when every edge's p-value is below alpha. statistic: the largest p-value. It runs one variant per
+    edge of the graph: `batch_size` variants per forward at most (default all at once) bounds the memory.
 
     Chapter 07: circuit discovery (validation).
     """
@@ -93,7 +94,10 @@ def minimality_test(model, clean, corrupted, metric, circuit: Bool[Tensor, "send
         m = ~circuit.clone()
         m[s, r] = False
         masks.append(m)
-    f = _per_prompt(model, clean, corrupted, metric, torch.stack(masks)).mean(1)
+    size = len(masks) if batch_size is None else expect_int_at_least(batch_size, "batch_size", 1)
+    stacked = torch.stack(masks)
+    f = torch.cat([_per_prompt(model, clean, corrupted, metric, stacked[i : i + size]).mean(1)
+                   for i in range(0, len(masks), size)])  # fmt: skip
     removed = (f[1 : 1 + len(inside)] - f[0]).abs()
     added = (f[1 + len(inside) :] - f[0]).abs()
     p_values = (1 + (added[None] >= removed[:, None]).sum(1)) / (1 + len(added))

@@ -14,12 +14,27 @@ from ..validation import TutorialInputError, expect_dtype, expect_int_at_least, 
 from .edges import run_edges
 from .graph import build_graph
 
-__all__ = ["auc", "bootstrap_ci", "faithfulness", "incompleteness", "minimality", "roc_curve", "top_k_mask"]
+__all__ = [
+    "auc",
+    "bootstrap_ci",
+    "circuit_subsets",
+    "faithfulness",
+    "incompleteness",
+    "minimality",
+    "roc_curve",
+    "top_k_mask",
+]
 
 
-def _values(metric, logits: Tensor) -> Tensor:
-    """metric of each variant's logits [V, B, P, d_vocab], stacked. Chapter 07: circuit discovery."""
-    return torch.stack([torch.as_tensor(metric(lg)).float().reshape(()) for lg in logits])
+def _values(metric, logits: Tensor, per_prompt: bool = False) -> Tensor:
+    """metric of each variant's logits [V, B, P, d_vocab], stacked: [V], or [V, B] when per_prompt (the metric
+    then returns one value per prompt). Chapter 07: circuit discovery."""
+    shape = (logits.shape[1],) if per_prompt else ()
+    out = [torch.as_tensor(metric(lg)).float() for lg in logits]
+    if any(v.shape != shape and not (v.numel() == 1 and not per_prompt) for v in out):
+        raise TutorialInputError(f"metric must return {'one value per prompt, ' if per_prompt else 'a scalar, '}"
+                                 f"shape {list(shape)}; got {list(out[0].shape)}.")  # fmt: skip
+    return torch.stack([v.reshape(shape) for v in out])
 
 
 def faithfulness(
@@ -137,35 +152,39 @@ def ablated_logits(model, clean_tokens, corrupted_tokens, ablate: Tensor) -> Ten
     return logits
 
 
-def _ablated_values(model, clean_tokens, corrupted_tokens, metric, ablate: Tensor) -> Tensor:
+def _ablated_values(model, clean_tokens, corrupted_tokens, metric, ablate: Tensor, per_prompt: bool = False) -> Tensor:
     """metric of each ablated run (ablated_logits). Chapter 07: circuit discovery."""
-    return _values(metric, ablated_logits(model, clean_tokens, corrupted_tokens, ablate))
+    return _values(metric, ablated_logits(model, clean_tokens, corrupted_tokens, ablate), per_prompt)
 
 
 def incompleteness(
     model, clean_tokens, corrupted_tokens, metric, circuit: Bool[Tensor, "sender receiver"],
-    removals: Bool[Tensor, "variant sender receiver"],
-) -> Float[Tensor, " variant"]:  # fmt: skip
+    removals: Bool[Tensor, "variant sender receiver"], per_prompt: bool = False,
+) -> Tensor:  # fmt: skip
     """Wang et al. (2022)'s incompleteness |F(C \\ K) - F(M \\ K)| for each subset K of the circuit in `removals`:
     F is the metric, C \\ K the circuit without K (every other edge ablated), M \\ K the whole model without K.
     Near 0 for every K means the circuit is complete: removing part of it hurts the circuit as it hurts the
-    model, so nothing outside the circuit compensates. Chapter 07: circuit discovery.
+    model, so nothing outside the circuit compensates. With per_prompt (a metric returning one value per
+    prompt), the signed differences F(C \\ K) - F(M \\ K) of each prompt, [V, B], whose mean's size is the score
+    (for bootstrap_ci). Chapter 07: circuit discovery.
     """
     expect_dtype(circuit, "bool", "circuit")
     if removals.ndim != 3 or bool((removals & ~circuit).any()):
         raise TutorialInputError("removals must be [V, sender, receiver] bool masks of edges inside the circuit.")
     ablate = torch.cat([~circuit | removals, removals])
-    f = _ablated_values(model, clean_tokens, corrupted_tokens, metric, ablate)
-    return (f[: len(removals)] - f[len(removals) :]).abs()
+    f = _ablated_values(model, clean_tokens, corrupted_tokens, metric, ablate, per_prompt)
+    diff = f[: len(removals)] - f[len(removals) :]
+    return diff if per_prompt else diff.abs()
 
 
 def minimality(
     model, clean_tokens, corrupted_tokens, metric, circuit: Bool[Tensor, "sender receiver"],
-    removed: Bool[Tensor, "sender receiver"] | None = None,
-) -> Float[Tensor, " edge"]:  # fmt: skip
+    removed: Bool[Tensor, "sender receiver"] | None = None, per_prompt: bool = False,
+) -> Tensor:  # fmt: skip
     """Wang et al. (2022)'s minimality score of each circuit edge v: |F(C \\ (K + v)) - F(C \\ K)|, with K the
     edges in `removed` (default none), in the order of circuit.nonzero(). An edge scoring near 0 for every K
-    adds nothing to the circuit. Chapter 07: circuit discovery.
+    adds nothing to the circuit. With per_prompt, the signed per-prompt changes [E, B] (see incompleteness).
+    Chapter 07: circuit discovery.
     """
     expect_dtype(circuit, "bool", "circuit")
     k = torch.zeros_like(circuit) if removed is None else removed & circuit
@@ -173,5 +192,16 @@ def minimality(
     base = ~circuit | k
     ablate = base[None].repeat(len(edges) + 1, 1, 1)
     ablate[torch.arange(1, len(edges) + 1), edges[:, 0], edges[:, 1]] = True
-    f = _ablated_values(model, clean_tokens, corrupted_tokens, metric, ablate)
-    return (f[1:] - f[0]).abs()
+    f = _ablated_values(model, clean_tokens, corrupted_tokens, metric, ablate, per_prompt)
+    return f[1:] - f[0] if per_prompt else (f[1:] - f[0]).abs()
+
+
+def circuit_subsets(
+    circuit: Bool[Tensor, "sender receiver"], n: int, seed: int = 0
+) -> Bool[Tensor, "k sender receiver"]:
+    """Subsets K of a circuit to test completeness on: none, the whole circuit, then n random halves (each
+    edge in with probability 1/2, seeded). Chapter 07: circuit discovery."""
+    expect_dtype(circuit, "bool", "circuit")
+    gen = torch.Generator().manual_seed(seed)
+    halves = (torch.rand(expect_int_at_least(n, "n", 0), *circuit.shape, generator=gen) < 0.5).to(circuit.device)
+    return torch.cat([torch.zeros_like(circuit)[None], circuit[None], halves & circuit])

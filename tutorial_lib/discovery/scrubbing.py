@@ -154,9 +154,10 @@ def _check_hypothesis(g: Graph, hypothesis: object) -> Hypothesis:
 def scrub_replacement(model, tokens, pool, hypothesis: Hypothesis, seed: int = 0, claimed: bool = True):
     """(per-edge replacement [B, P, S, R, D], ablate mask [S, R]) of a hypothesis: claimed edges from their
     class's prompts, the other edges into its receivers from random ones (with claimed=False, every edge
-    into them from random ones: the baseline).
+    into them from random ones: the baseline). Senders of one receiver claimed to read the same tokens share
+    one draw (position by position); the unclaimed rest of its input is one random prompt per clean prompt.
 
-    Chapter 07: circuit discovery (validation).
+    Chapter 07: circuit discovery (validation). Exercise 07.9 (the reference).
     """
     w, g = fw.check_model(model), build_graph(model)
     tokens, pool = expect_tokens(tokens, "tokens", model), expect_tokens(pool, "pool", model)

@@ -780,6 +780,10 @@ def _cases_added_2026_12() -> list[tuple[str, str, object]]:
         ("sae.load_frontier", "no card", lambda: sae.load_frontier("/nonexistent-frontier")),
         ("sae.frontier_data", "not a recipe", lambda: sae.frontier_data({"data": 1})),
         ("sae.build_frontier", "no sweep", lambda: sae.build_frontier("/nonexistent-frontier", {"data": 1})),
+        ("sae.build_robustness", "no sweep", lambda: sae.build_robustness("/nonexistent-frontier", {"data": 1})),
+        ("sae.load_robustness", "no record", lambda: sae.load_robustness("/nonexistent-frontier")),
+        ("sae.seed_recipe", "not an int", lambda: sae.seed_recipe("1")),  # pyright: ignore[reportArgumentType]
+        ("sae.retrain_point", "unknown arch", lambda: sae.retrain_point(sae.load_robustness()["seed 1"], "gated", 1.0)),
         ("sae.score_point", "not an SAE", lambda: sae.score_point("topk", 8.0, "sae", sae.TrainHistory(), torch.randn(8, 4), None)),
     ]  # fmt: skip
 

@@ -46,3 +46,29 @@ def test_build_then_load_round_trips(tmp_path):
     points = S.load_frontier(out)
     assert [(p.arch, p.knob) for p in points] == [("topk", 2.0), ("relu", 0.5)]
     assert all(p.history.n_steps == 5 and len(p.history.loss) == len(p.history.steps) for p in points)
+
+
+def test_the_robustness_record_matches_the_recipe_at_other_seeds():
+    runs = S.load_robustness()
+    assert set(runs) == {"seed 1", "seed 2", "seed 3", "twice"}
+    for s in (1, 2, 3):
+        run = runs[f"seed {s}"]
+        assert run["recipe"] == S.seed_recipe(s) and run["override"] == {}
+        assert [(p.arch, p.knob) for p in run["points"]] == [(p.arch, p.knob) for p in S.load_frontier()]
+    assert runs["twice"]["override"]["steps"] == 2 * S.FRONTIER_RECIPE["sweep"]["steps"]
+
+
+def test_build_robustness_then_retrain_reproduces_a_point(tmp_path):
+    recipe = {
+        "data": {"n_samples": 600, "d_in": 8, "n_features": 16, "l0": 2.0, "seed": 3},
+        "train_rows": [0, 400],
+        "test_rows": [400, 600],
+        "sweep": {"ks": [2, 8], "l1_coeffs": [0.6], "steps": 5, "batch_size": 64, "lr": 2e-3, "seed": 3},
+    }
+    S.build_robustness(tmp_path, recipe, seeds=(4,))
+    runs = S.load_robustness(tmp_path)
+    assert runs["seed 4"]["recipe"]["data"]["seed"] == 4 and len(runs["seed 4"]["points"]) == 3
+    recorded = runs["seed 4"]["points"][1]
+    again = S.retrain_point(runs["seed 4"], recorded.arch, recorded.knob)
+    assert (again.arch, again.knob) == ("topk", 8.0)
+    assert abs(again.ev - recorded.ev) < 1e-3 and abs(again.l0 - recorded.l0) < 1e-2

@@ -57,7 +57,17 @@ from .metrics import (
     shared_latent_fraction,
     steer_with_latent,
 )
-from .pretrained import FRONTIER_DIR, FRONTIER_RECIPE, build_frontier, frontier_data, load_frontier
+from .pretrained import (
+    FRONTIER_DIR,
+    FRONTIER_RECIPE,
+    build_frontier,
+    build_robustness,
+    frontier_data,
+    load_frontier,
+    load_robustness,
+    retrain_point,
+    seed_recipe,
+)
 from .residual import LabelLatent, latent_for_label, packed_tokens, residual_activations
 from .sparse import gather_latents, topk_decode_sparse, topk_encode_sparse, use_sparse_topk
 from .splitting import Split, feature_splits
@@ -116,6 +126,10 @@ __all__ = [
     "load_frontier",
     "packed_tokens",
     "residual_activations",
+    "build_robustness",
+    "load_robustness",
+    "retrain_point",
+    "seed_recipe",
     "synthetic_activations",
     "topk_activation",
     "topk_decode_sparse",

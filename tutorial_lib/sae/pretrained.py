@@ -4,6 +4,11 @@ format under tutorial_lib/data/saes/ with a card holding the recipe, the trainin
 sha256 of every weights file. `load_frontier` checks the hashes and scores the SAEs live on held-out
 data; `build_frontier` (python -m tutorial_lib.sae.pretrained) retrains them from the recipe.
 
+Beside them, `robustness.json` records the same sweep at three other seeds and the SAEs nearest the true
+L0 trained twice as long (`build_robustness`, python -m tutorial_lib.sae.pretrained --robustness, about
+5 minutes of CPU): the evidence behind chapter 02's robustness tests, which retrain one SAE of each
+record to check that the record is what the recipe gives.
+
 Chapter 02: sparse autoencoders.
 """
 
@@ -22,10 +27,21 @@ from .io import WEIGHTS_FILE, load_sae, save_sae
 from .synthetic import synthetic_activations
 from .training import TrainHistory
 
-__all__ = ["FRONTIER_DIR", "FRONTIER_RECIPE", "build_frontier", "frontier_data", "load_frontier"]
+__all__ = [
+    "FRONTIER_DIR",
+    "FRONTIER_RECIPE",
+    "build_frontier",
+    "build_robustness",
+    "frontier_data",
+    "load_frontier",
+    "load_robustness",
+    "retrain_point",
+    "seed_recipe",
+]
 
 FRONTIER_DIR = Path(__file__).resolve().parent.parent / "data" / "saes" / "synthetic-frontier"
 CARD = "card.json"
+ROBUSTNESS = "robustness.json"
 FRONTIER_RECIPE: dict = {
     "data": {"n_samples": 60_000, "d_in": 64, "n_features": 256, "l0": 8.0, "seed": 0},
     "train_rows": [0, 30_000],
@@ -67,17 +83,14 @@ def _name(arch: str, knob: float) -> str:
     return f"{arch}-{knob:g}"
 
 
-def build_frontier(out_dir: str | Path = FRONTIER_DIR, recipe: dict = FRONTIER_RECIPE) -> Path:
-    """Train the recipe's sweep and write one SAELens directory per SAE plus `card.json`.
+def _sweep(recipe: dict, **override) -> list[FrontierPoint]:
+    """The recipe's sweep (its settings replaced by `override`), trained on the recipe's data.
 
     Chapter 02: sparse autoencoders.
     """
-    out = Path(out_dir)
-    if not isinstance(recipe, dict) or "sweep" not in recipe:
-        raise TutorialInputError(f"recipe must be a dict like FRONTIER_RECIPE with a 'sweep', got {recipe!r:.80}.")
     x_train, x_test, true = frontier_data(recipe)
-    sw = recipe["sweep"]
-    points = sweep_frontier(
+    sw = {**recipe["sweep"], **override}
+    return sweep_frontier(
         x_train,
         x_test,
         true,
@@ -88,6 +101,17 @@ def build_frontier(out_dir: str | Path = FRONTIER_DIR, recipe: dict = FRONTIER_R
         lr=sw["lr"],
         seed=sw["seed"],
     )
+
+
+def build_frontier(out_dir: str | Path = FRONTIER_DIR, recipe: dict = FRONTIER_RECIPE) -> Path:
+    """Train the recipe's sweep and write one SAELens directory per SAE plus `card.json`.
+
+    Chapter 02: sparse autoencoders.
+    """
+    out = Path(out_dir)
+    if not isinstance(recipe, dict) or "sweep" not in recipe:
+        raise TutorialInputError(f"recipe must be a dict like FRONTIER_RECIPE with a 'sweep', got {recipe!r:.80}.")
+    points = _sweep(recipe)
     saes = []
     for p in points:
         assert p.sae is not None
@@ -149,5 +173,81 @@ def load_frontier(directory: str | Path = FRONTIER_DIR, *, device=None) -> list[
     return points
 
 
+def seed_recipe(seed: int, recipe: dict = FRONTIER_RECIPE) -> dict:
+    """`recipe` with its data and its SAEs drawn at `seed` (the robustness runs' recipe).
+
+    Chapter 02: sparse autoencoders.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TutorialInputError(f"seed must be an int, got {seed!r}.")
+    return {**recipe, "data": {**recipe["data"], "seed": seed}, "sweep": {**recipe["sweep"], "seed": seed}}
+
+
+def _held_out(p: FrontierPoint) -> dict:
+    return {"arch": p.arch, "knob": p.knob, "l0": round(p.l0, 3), "ev": round(p.ev, 4), "mcc": round(p.mcc, 4)}
+
+
+def build_robustness(
+    out_dir: str | Path = FRONTIER_DIR, recipe: dict = FRONTIER_RECIPE, seeds: tuple[int, ...] = (1, 2, 3)
+) -> Path:
+    """Write `robustness.json`: the held-out L0, EV and MCC of the recipe's whole sweep at each of
+    `seeds` (data and SAEs drawn there) and of the k=8 and l1=0.6 SAEs trained twice as long.
+
+    Chapter 02: sparse autoencoders (the robustness record behind tests/test_claims_02.py).
+    """
+    if not isinstance(recipe, dict) or "sweep" not in recipe:
+        raise TutorialInputError(f"recipe must be a dict like FRONTIER_RECIPE with a 'sweep', got {recipe!r:.80}.")
+    runs = {f"seed {s}": {"recipe": seed_recipe(s, recipe), "override": {}} for s in seeds}
+    runs["twice"] = {
+        "recipe": recipe,
+        "override": {"ks": [8], "l1_coeffs": [0.6], "steps": 2 * recipe["sweep"]["steps"]},
+    }
+    record = {
+        name: {**run, "points": [_held_out(p) for p in _sweep(run["recipe"], **run["override"])]}
+        for name, run in runs.items()
+    }
+    out = Path(out_dir) / ROBUSTNESS
+    out.write_text(
+        json.dumps({"rebuild": "python -m tutorial_lib.sae.pretrained --robustness", "runs": record}, indent=1) + "\n"
+    )
+    return out
+
+
+def load_robustness(directory: str | Path = FRONTIER_DIR) -> dict[str, dict]:
+    """The robustness record: per run ("seed 1", ..., "twice") its recipe, its overrides of the
+    recipe's sweep, and its points (FrontierPoints without SAEs or histories).
+
+    Chapter 02: sparse autoencoders.
+    """
+    path = Path(directory) / ROBUSTNESS
+    if not path.is_file():
+        raise TutorialInputError(
+            f"{path} is missing; rebuild it with python -m tutorial_lib.sae.pretrained --robustness"
+        )
+    runs = json.loads(path.read_text())["runs"]
+    for run in runs.values():
+        run["points"] = [
+            FrontierPoint(q["arch"], float(q["knob"]), q["l0"], q["ev"], q["mcc"], TrainHistory())
+            for q in run["points"]
+        ]
+    return runs
+
+
+def retrain_point(run: dict, arch: str, knob: float) -> FrontierPoint:
+    """Retrain one SAE of a robustness run from its recipe (each SAE of a sweep trains on its own, so one
+    alone reproduces its record).
+
+    Chapter 02: sparse autoencoders.
+    """
+    if not isinstance(run, dict) or not {"recipe", "override"} <= run.keys():
+        raise TutorialInputError(f"run must be one entry of load_robustness(), got {run!r:.80}.")
+    if arch not in ("topk", "relu"):
+        raise TutorialInputError(f"arch must be 'topk' or 'relu', got {arch!r}.")
+    ks, l1s = ([int(knob)], []) if arch == "topk" else ([], [float(knob)])
+    return _sweep(run["recipe"], **{**run["override"], "ks": ks, "l1_coeffs": l1s})[0]
+
+
 if __name__ == "__main__":  # pragma: no cover - the recipe's entry point
-    print(build_frontier(sys.argv[1] if len(sys.argv) > 1 else FRONTIER_DIR))
+    args = [a for a in sys.argv[1:] if a != "--robustness"]
+    target = args[0] if args else FRONTIER_DIR
+    print(build_robustness(target) if "--robustness" in sys.argv else build_frontier(target))

@@ -195,3 +195,26 @@ def test_match_features_is_one_to_one_and_at_most_the_hungarian_matching():
     assert got["mcc"] < got["mmcs"]
     assert got["mcc"] <= S.feature_recovery(learned, true)["mcc"] + 1e-6
     assert S.match_features(true * 3, true)["mcc"] == pytest.approx(1.0)
+
+
+def test_loss_recovered_from_pos_leaves_the_first_positions_clean():
+    model = _tiny_model()
+    tokens = torch.randint(0, 30, (4, 12), generator=torch.Generator().manual_seed(2))
+    hook = "blocks.0.hook_resid_post"
+    zero = _identity_sae(16)
+    with torch.no_grad():
+        zero.W_dec.zero_()  # outputs 0: the splice equals the zero ablation wherever it applies
+    res = S.loss_recovered(model, zero, tokens, hook, from_pos=5)
+    assert res["sae_loss"] == pytest.approx(res["zero_ablation_loss"], abs=1e-5)
+
+    def zero_from_5(act, hook):  # noqa: ARG001 - TransformerLens passes hook=
+        act = act.clone()
+        act[:, 5:] = 0.0
+        return act
+
+    with torch.no_grad():
+        want = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(hook, zero_from_5)]).item()
+    assert res["zero_ablation_loss"] == pytest.approx(want, abs=1e-5)
+    assert res["zero_ablation_loss"] != pytest.approx(S.loss_recovered(model, zero, tokens, hook)["zero_ablation_loss"])
+    with pytest.raises(TutorialInputError, match="from_pos"):
+        S.loss_recovered(model, zero, tokens, hook, from_pos=12)

@@ -97,3 +97,17 @@ def test_train_topk_keeps_unit_rows_and_lowers_the_loss():
     losses = S.train_topk(sae, x, 200, batch_size=64, lr=1e-2, dead_window=10, seed=0)
     assert len(losses) == 200 and losses[-1] < 0.7 * losses[0]
     assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(16), atol=1e-4)
+
+
+def test_center_b_enc_starts_the_encoder_at_x_minus_the_mean():
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(512, 8, generator=gen) + 40.0  # a large mean, as in a real model's residual stream
+    sae = S.TopKSAE(8, 32, k=2, seed=0)
+    S.train_sae(sae, x, steps=1, lr=0.0, batch_size=64, center_b_enc=True)
+    assert torch.allclose(sae.b_dec, x.mean(0), atol=1e-5)
+    plain = S.TopKSAE(8, 32, k=2, seed=0)
+    S.train_sae(plain, x, steps=1, lr=0.0, batch_size=64)
+    with torch.no_grad():
+        torch.testing.assert_close(sae.encode(x), sae.activation((x - x.mean(0)) @ sae.W_enc), atol=1e-4, rtol=1e-4)
+        # without it, the mean picks the same latents for (nearly) every row
+        assert (plain.encode(x) != 0).any(0).sum() < (sae.encode(x) != 0).any(0).sum()

@@ -22,6 +22,8 @@ Modules, after SAELens's split:
     io             save_sae, load_sae (SAELens 6.x format)
     splitting      feature_splits: do a bigger dictionary's children divide a latent's contexts?
     pretrained     load_frontier: the chapter's frontier SAEs trained to their plateau, shipped with a card
+    residual       an SAE on a language model's residual stream, organism or real: packed_tokens,
+                   residual_activations, latent_for_label (held-out AUROC beside a shuffled-label control)
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from .pretrained import (
     retrain_point,
     seed_recipe,
 )
+from .residual import LabelLatent, latent_for_label, packed_tokens, residual_activations
 from .sparse import gather_latents, topk_decode_sparse, topk_encode_sparse, use_sparse_topk
 from .splitting import Split, feature_splits
 from .synthetic import feature_frequencies, synthetic_activations
@@ -79,6 +82,7 @@ __all__ = [
     "BatchTopKSAE",
     "FrontierPoint",
     "JumpReLUSAE",
+    "LabelLatent",
     "LossOutput",
     "ReLUSAE",
     "SAEEval",
@@ -94,6 +98,7 @@ __all__ = [
     "feature_recovery",
     "gather_latents",
     "l0_norm",
+    "latent_for_label",
     "latent_label_correlation",
     "load_sae",
     "loss_recovered",
@@ -119,6 +124,8 @@ __all__ = [
     "build_frontier",
     "frontier_data",
     "load_frontier",
+    "packed_tokens",
+    "residual_activations",
     "build_robustness",
     "load_robustness",
     "retrain_point",

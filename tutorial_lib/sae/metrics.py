@@ -15,6 +15,7 @@ from ..validation import (
     TutorialInputError,
     expect_dtype,
     expect_finite,
+    expect_int_at_least,
     expect_model,
     expect_ndim,
     expect_range,
@@ -117,9 +118,10 @@ def evaluate(
 
 
 def _spliced_losses(
-    model, sae: SAE, tokens: Tensor, hook_name: str, loss_mask: Tensor | None
+    model, sae: SAE, tokens: Tensor, hook_name: str, loss_mask: Tensor | None, from_pos: int = 0
 ) -> tuple[float, float, float, float]:
-    """Next-token losses: clean, with the SAE spliced in, zero-ablated, mean-ablated (in that order).
+    """Next-token losses: clean, with the SAE spliced in, zero-ablated, mean-ablated (in that order); each
+    intervention replaces positions from `from_pos` on (the earlier ones keep their clean activation).
 
     Chapter 02: sparse autoencoders.
     """
@@ -131,17 +133,21 @@ def _spliced_losses(
             raise TutorialInputError(
                 f"the activation at {hook_name} has last dimension {act.shape[-1]}, but the SAE has d_in={sae.d_in}."
             )
-        stash["mean"] = act.reshape(-1, act.shape[-1]).mean(0)
+        stash["mean"] = act[:, from_pos:].reshape(-1, act.shape[-1]).mean(0)
         return act
 
+    def replaced(act: Tensor, new: Tensor) -> Tensor:
+        return torch.cat([act[:, :from_pos], new[:, from_pos:]], dim=1) if from_pos else new
+
     def splice(act, hook):  # noqa: ARG001
-        return sae(act.reshape(-1, act.shape[-1]).to(sae.W_enc.dtype)).reshape(act.shape).to(act.dtype)
+        x_hat = sae(act.reshape(-1, act.shape[-1]).to(sae.W_enc.dtype)).reshape(act.shape).to(act.dtype)
+        return replaced(act, x_hat)
 
     def zero(act, hook):  # noqa: ARG001
-        return torch.zeros_like(act)
+        return replaced(act, torch.zeros_like(act))
 
     def mean_ablate(act, hook):  # noqa: ARG001
-        return stash["mean"].expand_as(act).clone()
+        return replaced(act, stash["mean"].expand_as(act))
 
     def run(fn) -> float:
         if loss_mask is None:
@@ -157,7 +163,12 @@ def _spliced_losses(
 
 @torch.no_grad()
 def loss_recovered(
-    model, sae: SAE, tokens: Int[Tensor, "batch pos"], hook_name: str, loss_mask: Tensor | None = None
+    model,
+    sae: SAE,
+    tokens: Int[Tensor, "batch pos"],
+    hook_name: str,
+    loss_mask: Tensor | None = None,
+    from_pos: int = 0,
 ) -> dict[str, float]:
     """Next-token loss with the SAE's reconstruction spliced in at `hook_name`, against ablations.
 
@@ -167,18 +178,21 @@ def loss_recovered(
     (mean over batch and positions), and recovered = (L_ablated - L_sae) / (L_ablated - L_clean) for
     both ablations: 1 means the SAE loses nothing, 0 means it is as bad as the ablation.
     `loss_mask` [batch, pos-1] (bool) keeps only some predictions in the mean, e.g. tokens[:, 1:] != pad.
+    `from_pos` > 0 leaves the first positions clean in every run and out of the mean, e.g. a real model's
+    attention sinks, whose massive activations an SAE is not trained on.
     """
     tokens = expect_ndim(tokens, 2, "tokens", "[batch, pos]")
     expect_dtype(tokens, "int", "tokens")
     if loss_mask is not None:
         expect_shape(loss_mask, (tokens.shape[0], tokens.shape[1] - 1), "loss_mask", "[batch, pos-1]")
+    expect_range(expect_int_at_least(from_pos, "from_pos", 0), "from_pos", 0, tokens.shape[1] - 1)
     if not isinstance(sae, SAE):
         raise TutorialInputError(f"sae must be a tutorial_lib.sae.SAE, got {type(sae).__name__}.")
     expect_model(model)
     was_training = sae.training
     sae.eval()
     try:
-        clean, with_sae, zero_loss, mean_loss = _spliced_losses(model, sae, tokens, hook_name, loss_mask)
+        clean, with_sae, zero_loss, mean_loss = _spliced_losses(model, sae, tokens, hook_name, loss_mask, from_pos)
     except KeyError as err:  # TransformerLens: "Hook name '...' does not exist on this model."
         if str(hook_name) not in str(err):
             raise

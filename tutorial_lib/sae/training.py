@@ -186,6 +186,18 @@ def _run_steps(
     hist.seconds = time.perf_counter() - start
 
 
+@torch.no_grad()
+def _init_biases(sae: SAE, mean: Tensor, init_b_dec: bool, center_b_enc: bool) -> None:
+    """b_dec at the data's mean (`init_b_dec`); b_enc at -b_dec @ W_enc (`center_b_enc`).
+
+    Chapter 02: sparse autoencoders.
+    """
+    if init_b_dec:
+        sae.b_dec.copy_(mean.to(device=sae.W_enc.device, dtype=sae.b_dec.dtype))
+    if center_b_enc:
+        sae.b_enc.copy_(-(sae.b_dec @ sae.W_enc))
+
+
 def train_sae(
     sae: SAE,
     data: Tensor | Iterable[Tensor],
@@ -200,6 +212,7 @@ def train_sae(
     aux_coeff: float | None = None,
     k_aux: int | None = None,
     init_b_dec: bool = True,
+    center_b_enc: bool = False,
     seed: int = 0,
     log_every: int = 50,
     desc: str = "training SAE",
@@ -213,6 +226,8 @@ def train_sae(
     Dead latents (no firing for `dead_window` steps, default `default_dead_window(steps)`) feed the
     AuxK loss with weight `aux_coeff` (default 1/32 for TopK and BatchTopK, 0 otherwise).
     With `init_b_dec`, b_dec starts at the mean of the data (of the first batch for an iterator).
+    With `center_b_enc`, b_enc starts at -b_dec @ W_enc (the encoder sees x - mean at step 0): a large mean
+    (a real model's residual stream) would otherwise pick the same top k for every row, and latents die.
     """
     if not isinstance(sae, SAE):
         raise TutorialInputError(f"sae must be a tutorial_lib.sae.SAE, got {type(sae).__name__}.")
@@ -222,9 +237,7 @@ def train_sae(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     steps, batches, mean = _batches_and_mean(sae, data, steps, epochs, batch_size, gen)
-    if init_b_dec:
-        with torch.no_grad():
-            sae.b_dec.copy_(mean.to(device=sae.W_enc.device, dtype=sae.b_dec.dtype))
+    _init_biases(sae, mean, init_b_dec, center_b_enc)
     window = default_dead_window(steps) if dead_window is None else int(dead_window)
     if aux_coeff is None:
         aux_coeff = 1 / 32 if sae.uses_aux else 0.0

@@ -32,6 +32,7 @@ LM_CHAPTERS = {
     "05": "05_induction_heads",
     "06": "06_open_problems",
     "07": "07_circuit_discovery",
+    "08": "08_lenses_and_attribution",
 }
 # ... and those that run to the end on SmolLM2 today (each chapter's owner adds it here).
 REAL_READY: set[str] = {"00", "02", "03", "05", "06", "07"}  # 04: its full patching grids ran past 600 s

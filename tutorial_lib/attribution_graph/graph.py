@@ -16,7 +16,7 @@ from torch import Tensor
 from ..transcoders import Transcoder, mlp_errors
 from ..validation import TutorialInputError, expect_ndim
 
-__all__ = ["AttributionGraph", "attribution_graph", "clean_state", "frozen_forward"]
+__all__ = ["AttributionGraph", "attribution_graph", "clean_state", "frozen_forward", "logit_edges"]
 
 
 @dataclass
@@ -195,3 +195,21 @@ def attribution_graph(
     args = {"latents": latents, "n_layers": len(transcoders), "n_pos": tokens.shape[1], "token": token,
             "logit": logit, "bias": bias, "activations": state["z"][active]}  # fmt: skip
     return _assemble(args, torch.cat(rows), torch.cat(units))
+
+
+def logit_edges(
+    model, transcoders: Sequence[Transcoder], tokens: Int[Tensor, "1 pos"], token: int
+) -> Float[Tensor, " n_sources"]:
+    """The logit node's incoming edges, in the graph's node order (active latents, error nodes, embedding
+    nodes): one backward pass of the frozen-linear model from the last position's `token` logit to
+    leaf copies of the sources, each gradient times its source's value.
+
+    Exercise 08.5. Chapter 08: transcoders and attribution graphs.
+    """
+    if not isinstance(token, int) or not 0 <= token < model.cfg.d_vocab:
+        raise TutorialInputError(f"token must be an int token id in [0, {model.cfg.d_vocab}), got {token!r}.")
+    state = clean_state(model, transcoders, tokens)
+    leaves = _sources(state, 1)
+    _, logits = frozen_forward(model, transcoders, tokens, state, *leaves)
+    grads = torch.autograd.grad(logits[0, -1, token], leaves)
+    return _edge_rows(state, grads, state["z"] > 0)[0][0].detach()

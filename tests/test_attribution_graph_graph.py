@@ -5,6 +5,8 @@ control). Transcoders need not be trained for these identities: untrained ones a
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -54,3 +56,11 @@ def test_logit_edges_are_the_graphs_logit_row(setup):
     torch.testing.assert_close(logit_edges(model, tcs, tokens, CLOSE), graph.adjacency[-1, :-1], atol=1e-5, rtol=1e-5)
     with pytest.raises(TutorialInputError, match="token must be"):
         logit_edges(model, tcs, tokens, 10_000)
+
+
+def test_the_model_can_be_copied_after_a_graph(setup):
+    """TransformerBridge keeps tensors of its last forward; after the gradient pass they must not hold a graph."""
+    model, tcs, tokens = setup
+    logit_edges(model, tcs, tokens, CLOSE)
+    attribution_graph(model, tcs, tokens, CLOSE)
+    copy.deepcopy(model)

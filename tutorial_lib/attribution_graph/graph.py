@@ -123,6 +123,14 @@ def frozen_forward(
     return torch.stack([pre[i] for i in range(len(transcoders))], 1), logits
 
 
+def _release(model, tokens: Tensor) -> None:
+    """Run one token without gradients: TransformerBridge keeps tensors of its last forward (e.g. the
+    attention's captured residual), which after a gradient pass hold the autograd graph alive and make
+    the model impossible to deepcopy."""
+    with torch.no_grad():
+        model(tokens[:, :1])
+
+
 def _sources(state: dict[str, Tensor], batch: int) -> tuple[Tensor, Tensor, Tensor]:
     """Leaf copies of the clean sources (resid0, z, err), one per batch row, that gradients reach."""
     return tuple(
@@ -192,6 +200,7 @@ def attribution_graph(
         rows.append(r)
         units.append(u)
         logit = logits[0, -1, token].item()
+    _release(model, tokens)
     args = {"latents": latents, "n_layers": len(transcoders), "n_pos": tokens.shape[1], "token": token,
             "logit": logit, "bias": bias, "activations": state["z"][active]}  # fmt: skip
     return _assemble(args, torch.cat(rows), torch.cat(units))
@@ -212,4 +221,5 @@ def logit_edges(
     leaves = _sources(state, 1)
     _, logits = frozen_forward(model, transcoders, tokens, state, *leaves)
     grads = torch.autograd.grad(logits[0, -1, token], leaves)
+    _release(model, tokens)
     return _edge_rows(state, grads, state["z"] > 0)[0][0].detach()

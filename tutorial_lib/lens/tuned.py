@@ -69,16 +69,20 @@ def train_tuned_lens(
     torch.manual_seed(seed)
     lens = TunedLens(model.cfg.n_layers, model.cfg.d_model).to(stack.device)
     opt = torch.optim.Adam(lens.parameters(), lr=lr)
-    for p in model.parameters():
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
         p.requires_grad_(False)
     losses = []
-    for _ in range(steps):
-        kl = lens_kl(read_out(model, lens(stack))[:-1], final, mask)
-        loss = kl.sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    try:
+        for _ in range(steps):
+            loss = lens_kl(read_out(model, lens(stack))[:-1], final, mask).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    finally:  # the model is the caller's: give its parameters back as they came
+        for p, flag in flags:
+            p.requires_grad_(flag)
     return lens, losses
 
 

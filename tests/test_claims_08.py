@@ -83,7 +83,11 @@ def test_claims_hold_with_the_shipped_transcoders_and_fail_on_their_controls(toy
 @pytest.mark.slow
 @pytest.mark.parametrize(("seed", "steps"), [(1, 600), (2, 600), (3, 600), (0, 2400)])
 def test_claims_are_robust(toy_lm, seed, steps):
-    """Transcoders from the recipe at another seed (its corpus and prompts too), or trained 4x longer. The live
-    correlation's bar is 0.4 here: it measured 0.50-0.70 over seeds (tests/test_attribution_graph_validation.py)."""
-    tcs, _ = T.train_from_recipe(toy_lm, seed=seed, steps=steps)
+    """Transcoders from the recipe at another seed (its corpus and prompts too), or trained 4x longer (to fit CI
+    time, only layer 1's is retrained 4x longer; layer 0's is the shipped one). The live correlation's bar is
+    0.4 here: it measured 0.50-0.70 over seeds (tests/test_attribution_graph_validation.py)."""
+    if steps == 600:
+        tcs, _ = T.train_from_recipe(toy_lm, seed=seed, steps=steps)
+    else:
+        tcs = [T.load_transcoders()[0][0], *T.train_from_recipe(toy_lm, layers=[1], seed=seed, steps=steps)[0]]
     _holds(_claims(toy_lm, tcs, seed=seed), r_live=0.4)

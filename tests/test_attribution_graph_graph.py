@@ -5,11 +5,13 @@ control). Transcoders need not be trained for these identities: untrained ones a
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from tutorial_lib import organisms
-from tutorial_lib.attribution_graph import attribution_graph
+from tutorial_lib.attribution_graph import attribution_graph, logit_edges
 from tutorial_lib.tasks.bracket_text import brackets
 from tutorial_lib.transcoders import Transcoder
 from tutorial_lib.validation import TutorialInputError
@@ -46,3 +48,19 @@ def test_bad_inputs_are_named(setup):
         attribution_graph(model, tcs, tokens, -1)
     with pytest.raises(TutorialInputError, match="one prompt"):
         attribution_graph(model, tcs, tokens.expand(2, -1), CLOSE)
+
+
+def test_logit_edges_are_the_graphs_logit_row(setup):
+    model, tcs, tokens = setup
+    graph = attribution_graph(model, tcs, tokens, CLOSE)
+    torch.testing.assert_close(logit_edges(model, tcs, tokens, CLOSE), graph.adjacency[-1, :-1], atol=1e-5, rtol=1e-5)
+    with pytest.raises(TutorialInputError, match="token must be"):
+        logit_edges(model, tcs, tokens, 10_000)
+
+
+def test_the_model_can_be_copied_after_a_graph(setup):
+    """TransformerBridge keeps tensors of its last forward; after the gradient pass they must not hold a graph."""
+    model, tcs, tokens = setup
+    logit_edges(model, tcs, tokens, CLOSE)
+    attribution_graph(model, tcs, tokens, CLOSE)
+    copy.deepcopy(model)

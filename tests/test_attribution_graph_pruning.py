@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tutorial_lib import attribution_graph as AG
 from tutorial_lib.attribution_graph import AttributionGraph, influence, prune
 from tutorial_lib.validation import TutorialInputError
 
@@ -28,3 +29,17 @@ def test_prune_keeps_the_most_influential_nodes():
     assert sorted(prune(_chain(), 1.0).tolist()) == [0, 1, 2]
     with pytest.raises(TutorialInputError, match="threshold"):
         prune(_chain(), 1.5)
+
+
+def test_strongest_path_follows_the_chain_and_top_latents_sum_influence():
+    chain = _chain()
+    assert AG.strongest_path(chain, 0) == [0, 1, 3]
+    assert AG.strongest_path(chain, 0, via_layer=1) == [0, 1, 3]
+    assert AG.strongest_path(chain, 1) == [1, 3]
+    assert sorted(AG.top_latents([chain, chain], 2)) == [(0, 0), (1, 0)]
+    with pytest.raises(TutorialInputError, match="start must be"):
+        AG.strongest_path(chain, 2)  # an embedding-like node, not a latent
+    with pytest.raises(TutorialInputError, match="no latent of layer 0"):
+        AG.strongest_path(chain, 1, via_layer=0)
+    with pytest.raises(TutorialInputError, match="non-empty list"):
+        AG.top_latents([], 1)

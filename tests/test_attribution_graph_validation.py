@@ -12,13 +12,16 @@ import torch
 from tutorial_lib import organisms
 from tutorial_lib import transcoders as T
 from tutorial_lib.attribution_graph import (
+    ablate_latents,
     attribution_graph,
+    closing_prompts,
     measured_ablation_effects,
     predicted_ablation_effects,
     prune,
 )
 from tutorial_lib.tasks.bracket_text import brackets
 from tutorial_lib.tasks.corpus_text import PAD_ID, corpus_tokens
+from tutorial_lib.validation import TutorialInputError
 
 CLOSE = 6
 
@@ -61,3 +64,22 @@ def test_validation_claim_is_robust(toy_lm, seed):
     """Measured r at seeds 1, 2, 3: 0.70, 0.50, 0.55 (seed 0: 0.70), so the bar here is 0.4."""
     pred, meas = _effects(toy_lm, seed=seed)
     assert _r(pred, meas) >= 0.4
+
+
+def test_closing_prompts_end_where_a_close_comes_next():
+    prompts = closing_prompts(4, seed=3)
+    batch = brackets(4, 16, seed=3)
+    for row, p in enumerate(prompts):
+        n = p.shape[1]
+        assert p.shape[0] == 1 and batch.tokens[row, n] == CLOSE and batch.depth[row, n - 1] > 0
+
+
+def test_bad_freeze_and_latents_are_named(toy_lm):
+    tcs = [T.Transcoder(toy_lm.cfg.d_model, 16, k=2, seed=i) for i in range(2)]
+    prompt = closing_prompts(1, seed=0)[0]
+    graph = attribution_graph(toy_lm, tcs, prompt, CLOSE)
+    with pytest.raises(TutorialInputError, match="freeze must be"):
+        measured_ablation_effects(toy_lm, tcs, prompt, graph, torch.tensor([0]), freeze=("mlp",))
+    with pytest.raises(TutorialInputError, match="latents must be"):
+        ablate_latents(toy_lm, tcs, prompt, [(5, 0)], CLOSE)
+    assert ablate_latents(toy_lm, tcs, prompt, [], CLOSE).abs().max() < 1e-5  # nothing zeroed: no change

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tutorial_lib import attribution_graph as AG
 from tutorial_lib import hooks
 from tutorial_lib.checks import TIME_LIMIT_S, Mutable, all_exercises
 from tutorial_lib.checks.core import Mismatch, call_student, compare
@@ -573,4 +574,73 @@ def _scrub_one_prompt_for_all_positions(model, tokens, pool, hyp, seed=0):
 )
 def test_chapter_07_scrubbing_check_names_the_mistake(broken, hint):
     result = EXERCISES["07.9"].check(broken)
+    assert result.status == "failed" and hint in result.hint, result.hint
+
+
+def _lens_without_final_norm(model, cache):
+    from tutorial_lib import lens
+
+    return model.unembed(lens.residual_stack(model, cache))
+
+
+def _kl_lens_final(lens_logits, final_logits):
+    p, q = torch.log_softmax(lens_logits, -1), torch.log_softmax(final_logits, -1)
+    return (p.exp() * (p - q)).sum(-1).mean((1, 2))
+
+
+def _edges_without_values(model, transcoders, tokens, token):
+    state = AG.clean_state(model, transcoders, tokens)
+    edges = AG.logit_edges(model, transcoders, tokens, token).clone()
+    z = state["z"][state["z"] > 0]
+    edges[: len(z)] /= z
+    return edges
+
+
+def _unnormalised_influence(graph):
+    a = graph.adjacency.abs()
+    eye = torch.eye(len(a))
+    return (torch.linalg.solve(eye - a, eye) - eye)[-1]
+
+
+def _influence_without_abs(graph):
+    a = graph.adjacency
+    a = a / a.sum(1, keepdim=True).clamp_min(1e-12)
+    eye = torch.eye(len(a))
+    return (torch.linalg.solve(eye - a, eye) - eye)[-1]
+
+
+def _direct_effects_only(graph, nodes):
+    return -(graph.activations * graph.per_unit[-1, : graph.n_latents])[nodes]
+
+
+def _transcoder_without_renormalising(x, y, **kwargs):
+    from tutorial_lib import transcoders as T
+
+    tc, losses = T.train_transcoder(x, y, **kwargs)
+    with torch.no_grad():
+        tc.W_dec.mul_(1.5)
+    return tc, losses
+
+
+@pytest.mark.usefixtures("capsys")
+@pytest.mark.parametrize(
+    "ex_id,broken,hint",
+    [
+        ("08.1", _lens_without_final_norm, "final norm"),
+        (
+            "08.2",
+            lambda lens_logits, final_logits, _mask=None: _kl_lens_final(lens_logits, final_logits),
+            "wrong direction",
+        ),
+        ("08.4", _transcoder_without_renormalising, "unit norm"),
+        ("08.5", _edges_without_values, "TIMES the source's value"),
+        ("08.6", _unnormalised_influence, "normalise"),
+        ("08.6", _influence_without_abs, "|adjacency|"),
+        ("08.7", lambda graph, nodes: -AG.predicted_ablation_effects(graph, nodes), "REMOVES"),
+        ("08.7", _direct_effects_only, "every path"),
+        ("08.8", lambda *_: [(0, 0), (0, 1)], "target"),
+    ],
+)
+def test_chapter_08_checks_name_the_mistake(ex_id, broken, hint):
+    result = EXERCISES[ex_id].check(broken)
     assert result.status == "failed" and hint in result.hint, result.hint

@@ -59,3 +59,15 @@ def test_bad_stack_shape_is_named(toy_lm):
     tuned = lens.TunedLens(toy_lm.cfg.n_layers, toy_lm.cfg.d_model)
     with pytest.raises(TutorialInputError, match="residual_stack's shape"):
         tuned(torch.zeros(2, 1, 4, toy_lm.cfg.d_model))
+
+
+def test_least_squares_lens_beats_the_logit_lens_and_needs_enough_positions(toy_lm):
+    train, test = corpus_tokens(64, 32, seed=0), corpus_tokens(64, 32, seed=100)
+    linear = lens.fit_linear_lens(toy_lm, train, train != PAD_ID)
+    kl_linear = lens.tuned_lens_kl(toy_lm, linear, test, test != PAD_ID)
+    kl_logit = lens.logit_lens_kl(toy_lm, test, test != PAD_ID)
+    assert (kl_linear[:-1] < kl_logit[:-1]).all(), (kl_linear, kl_logit)
+    control = lens.fit_linear_lens(toy_lm, train, train != PAD_ID, shuffle_targets=True)
+    assert not (lens.tuned_lens_kl(toy_lm, control, test, test != PAD_ID)[:-1] < kl_logit[:-1]).all()
+    with pytest.raises(TutorialInputError, match="more than d_model"):
+        lens.fit_linear_lens(toy_lm, train[:1, :8])

@@ -23,6 +23,7 @@ EXPECTED = [
     "05_induction_heads",
     "06_open_problems",
     "07_circuit_discovery",
+    "08_lenses_and_attribution",
 ]
 
 

@@ -32,9 +32,10 @@ LM_CHAPTERS = {
     "05": "05_induction_heads",
     "06": "06_open_problems",
     "07": "07_circuit_discovery",
+    "08": "08_lenses_and_attribution",
 }
 # ... and those that run to the end on SmolLM2 today (each chapter's owner adds it here).
-REAL_READY: set[str] = {"00", "02", "03", "05", "06", "07"}  # 04: its full patching grids ran past 600 s
+REAL_READY: set[str] = {"00", "02", "03", "05", "06", "07", "08"}  # 04: its full patching grids ran past 600 s
 
 
 def execute_on_real_model(path: Path, model: str = MODEL) -> tuple[float, float]:

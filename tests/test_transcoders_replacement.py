@@ -43,3 +43,14 @@ def test_replacement_model_is_exact_with_errors_and_recovers_the_loss_without(to
 def test_wrong_number_of_transcoders_is_named(toy_lm):
     with pytest.raises(TutorialInputError, match="one per layer"):
         T.replacement_logits(toy_lm, [T.Transcoder(64, 16)], corpus_tokens(2, 8, seed=0))
+
+
+def test_latent_activations_are_the_codes_and_untrained_transcoders_predict_the_mean(toy_lm):
+    tokens = corpus_tokens(4, 16, seed=2)
+    tcs = T.untrained_transcoders(toy_lm, tokens, tokens != PAD_ID, d_latent=32, k=4)
+    acts = T.latent_activations(toy_lm, tcs, tokens)
+    for layer, tc in enumerate(tcs):
+        x, y = T.mlp_io(toy_lm, tokens, layer, tokens != PAD_ID)
+        torch.testing.assert_close(acts[layer][tokens != PAD_ID], tc.encode(x))
+        torch.testing.assert_close(tc.b_dec, y.mean(0))
+        assert ((acts[layer] > 0).sum(-1) <= 4).all()

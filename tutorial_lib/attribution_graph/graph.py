@@ -16,7 +16,7 @@ from torch import Tensor
 from ..transcoders import Transcoder, mlp_errors
 from ..validation import TutorialInputError, expect_ndim
 
-__all__ = ["AttributionGraph", "attribution_graph", "clean_state", "frozen_forward"]
+__all__ = ["AttributionGraph", "attribution_graph", "clean_state", "frozen_forward", "logit_edges"]
 
 
 @dataclass
@@ -123,6 +123,14 @@ def frozen_forward(
     return torch.stack([pre[i] for i in range(len(transcoders))], 1), logits
 
 
+def _release(model, tokens: Tensor) -> None:
+    """Run one token without gradients: TransformerBridge keeps tensors of its last forward (e.g. the
+    attention's captured residual), which after a gradient pass hold the autograd graph alive and make
+    the model impossible to deepcopy."""
+    with torch.no_grad():
+        model(tokens[:, :1])
+
+
 def _sources(state: dict[str, Tensor], batch: int) -> tuple[Tensor, Tensor, Tensor]:
     """Leaf copies of the clean sources (resid0, z, err), one per batch row, that gradients reach."""
     return tuple(
@@ -192,6 +200,26 @@ def attribution_graph(
         rows.append(r)
         units.append(u)
         logit = logits[0, -1, token].item()
+    _release(model, tokens)
     args = {"latents": latents, "n_layers": len(transcoders), "n_pos": tokens.shape[1], "token": token,
             "logit": logit, "bias": bias, "activations": state["z"][active]}  # fmt: skip
     return _assemble(args, torch.cat(rows), torch.cat(units))
+
+
+def logit_edges(
+    model, transcoders: Sequence[Transcoder], tokens: Int[Tensor, "1 pos"], token: int
+) -> Float[Tensor, " n_sources"]:
+    """The logit node's incoming edges, in the graph's node order (active latents, error nodes, embedding
+    nodes): one backward pass of the frozen-linear model from the last position's `token` logit to
+    leaf copies of the sources, each gradient times its source's value.
+
+    Exercise 08.5. Chapter 08: transcoders and attribution graphs.
+    """
+    if not isinstance(token, int) or not 0 <= token < model.cfg.d_vocab:
+        raise TutorialInputError(f"token must be an int token id in [0, {model.cfg.d_vocab}), got {token!r}.")
+    state = clean_state(model, transcoders, tokens)
+    leaves = _sources(state, 1)
+    _, logits = frozen_forward(model, transcoders, tokens, state, *leaves)
+    grads = torch.autograd.grad(logits[0, -1, token], leaves)
+    _release(model, tokens)
+    return _edge_rows(state, grads, state["z"] > 0)[0][0].detach()

@@ -10,10 +10,22 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from ..tasks.bracket_text import brackets
+from ..tasks.words import CLOSE, VOCAB
 from ..transcoders import Transcoder, mlp_errors, replacement_logits
-from .graph import AttributionGraph
+from ..validation import TutorialInputError
+from .graph import AttributionGraph, attribution_graph
+from .pruning import prune
 
-__all__ = ["measured_ablation_effects", "predicted_ablation_effects"]
+__all__ = [
+    "FREEZABLE",
+    "MODES",
+    "ablate_latents",
+    "closing_prompts",
+    "measured_ablation_effects",
+    "predicted_ablation_effects",
+    "validate_ablations",
+]
 
 
 def predicted_ablation_effects(graph: AttributionGraph, nodes: Tensor) -> Tensor:
@@ -21,7 +33,7 @@ def predicted_ablation_effects(graph: AttributionGraph, nodes: Tensor) -> Tensor
     -a_i times its total per-unit effect through every path of latents, (e (I - M)^-1)_i with M the
     per-unit latent-to-latent edges and e the per-unit latent-to-logit edges.
 
-    Chapter 08: transcoders and attribution graphs.
+    Exercise 08.7. Chapter 08: transcoders and attribution graphs.
     """
     n = graph.n_latents
     m = graph.per_unit[:n, :n]
@@ -29,12 +41,43 @@ def predicted_ablation_effects(graph: AttributionGraph, nodes: Tensor) -> Tensor
     return -(graph.activations * total)[nodes]
 
 
+FREEZABLE = ("attention", "norms")
+MODES = {"live": (), "attention frozen": ("attention",), "norms frozen": ("norms",),
+         "both frozen (as the graph)": ("attention", "norms")}  # fmt: skip
+
+
+def _freeze_hooks(model, tokens: Tensor, freeze: Sequence[str], batch: int) -> list:
+    """Hooks that hold the attention patterns and/or every LayerNorm scale at their clean values."""
+    bad = [f for f in freeze if f not in FREEZABLE]
+    if bad or isinstance(freeze, str):
+        raise TutorialInputError(f"freeze must be a tuple of names from {FREEZABLE}, got {freeze!r}.")
+    n = model.cfg.n_layers
+    names = [f"blocks.{i}.attn.hook_pattern" for i in range(n)] if "attention" in freeze else []
+    if "norms" in freeze:
+        names += [f"blocks.{i}.{ln}.hook_scale" for i in range(n) for ln in ("ln1", "ln2")] + ["ln_final.hook_scale"]
+    if not names:
+        return []
+    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in names)
+
+    def hold(name: str):
+        return lambda act, hook: cache[name].expand(batch, *act.shape[1:]).to(act.dtype)  # noqa: ARG005
+
+    return [(name, hold(name)) for name in names]
+
+
 @torch.no_grad()
 def measured_ablation_effects(
-    model, transcoders: Sequence[Transcoder], tokens: Int[Tensor, "1 pos"], graph: AttributionGraph, nodes: Tensor
+    model,
+    transcoders: Sequence[Transcoder],
+    tokens: Int[Tensor, "1 pos"],
+    graph: AttributionGraph,
+    nodes: Tensor,
+    freeze: Sequence[str] = (),
 ) -> Tensor:
     """Change of the logit when latent node i is set to 0 in the replacement model (error nodes fixed
     at their clean values; attention patterns, norms and later latents recomputed). One batched run.
+    `freeze` holds "attention" (the patterns) and/or "norms" (every LayerNorm scale) at their clean
+    values, as the graph does: what remains between prediction and measurement is the rest.
 
     Chapter 08: transcoders and attribution graphs.
     """
@@ -48,5 +91,75 @@ def measured_ablation_effects(
                 z[b, pos, j] = 0.0
         return z
 
-    logits = replacement_logits(model, transcoders, tokens.expand(len(nodes), -1), errors, edit_latents=ablate)
+    hooks = _freeze_hooks(model, tokens, tuple(freeze), len(nodes))
+    batch = tokens.expand(len(nodes), -1)
+    logits = replacement_logits(model, transcoders, batch, errors, edit_latents=ablate, fwd_hooks=hooks)
     return logits[:, -1, graph.token] - graph.logit
+
+
+@torch.no_grad()
+def ablate_latents(
+    model,
+    transcoders: Sequence[Transcoder],
+    tokens: Int[Tensor, "batch pos"],
+    latents: Sequence[tuple[int, int]],
+    token: int,
+) -> Tensor:
+    """Per prompt, the change of the last position's `token` logit when the listed (layer, latent index)
+    latents are zeroed at every position of the replacement model (error nodes fixed at their clean
+    values, everything else live).
+
+    Chapter 08: transcoders and attribution graphs.
+    """
+    bad = [lat for lat in latents if not (isinstance(lat, tuple | list) and len(lat) == 2)]
+    n = model.cfg.n_layers
+    if bad or any(not 0 <= lay < n or not 0 <= j < transcoders[lay].d_sae for lay, j in latents):
+        raise TutorialInputError(f"latents must be (layer, index) pairs within the transcoders, got {list(latents)!r}.")
+    errors = mlp_errors(model, transcoders, tokens)
+    clean = replacement_logits(model, transcoders, tokens, errors)[:, -1, token]
+
+    def ablate(layer: int, z: Tensor) -> Tensor:
+        idx = [j for lay, j in latents if lay == layer]
+        if not idx:
+            return z
+        z = z.clone()
+        z[..., idx] = 0.0
+        return z
+
+    return replacement_logits(model, transcoders, tokens, errors, edit_latents=ablate)[:, -1, token] - clean
+
+
+def closing_prompts(n: int, seed: int = 0, n_words: int = 16) -> list[Int[Tensor, "1 pos"]]:
+    """`n` bracket sequences (tasks.brackets), each cut just before its last ")" so that ")" is a
+    correct next token: the prompts of chapter 08's attribution graphs.
+
+    Chapter 08: transcoders and attribution graphs.
+    """
+    close = VOCAB.index(CLOSE)
+    batch = brackets(n, n_words, seed=seed)
+    out = []
+    for row in batch.tokens:
+        ends = [p for p in range(1, len(row) - 1) if row[p + 1] == close]
+        out.append(row[None, : ends[-1] + 1])
+    return out
+
+
+def validate_ablations(
+    model, transcoders: Sequence[Transcoder], prompts: list[Tensor], token: int, top: int = 8, modes: dict | None = None
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """For each prompt, the `top` most influential latents of its graph pruned to 0.8: their predicted
+    ablation effects (concatenated over prompts) and the measured ones in each of `modes` (name -> what
+    `measured_ablation_effects` freezes; by default live, attention frozen, norms frozen, both).
+
+    Chapter 08: transcoders and attribution graphs.
+    """
+    modes = MODES if modes is None else modes
+    pred, meas = [], {mode: [] for mode in modes}
+    for p in prompts:
+        g = attribution_graph(model, transcoders, p, token)
+        pruned = prune(g, 0.8)
+        nodes = pruned[pruned < g.n_latents][:top]
+        pred.append(predicted_ablation_effects(g, nodes))
+        for mode, freeze in modes.items():
+            meas[mode].append(measured_ablation_effects(model, transcoders, p, g, nodes, freeze=freeze))
+    return torch.cat(pred), {mode: torch.cat(v) for mode, v in meas.items()}

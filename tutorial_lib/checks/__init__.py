@@ -20,6 +20,7 @@ CHAPTER_MODULES = {
     "05": "induction_heads",
     "06": "open_problems",
     "07": "circuit_discovery",
+    "08": "lenses_and_attribution",
 }
 
 

@@ -39,7 +39,7 @@ def logit_lens(model, cache) -> Float[Tensor, "layer_plus_1 batch pos d_vocab"]:
     """The logit lens (nostalgebraist 2020): `read_out` applied to every entry of `residual_stack`.
     The last entry equals the model's logits.
 
-    Chapter 08: lenses."""
+    Exercise 08.1. Chapter 08: lenses."""
     return read_out(model, residual_stack(model, cache))
 
 
@@ -51,7 +51,7 @@ def lens_kl(
     """KL(final || lens) in nats per layer, averaged over the positions where `mask` is True (all
     positions when None): how far each layer's read-out is from the model's output distribution.
 
-    Chapter 08: lenses."""
+    Exercise 08.2. Chapter 08: lenses."""
     lens_logits = expect_finite(lens_logits, "lens_logits")
     if lens_logits.ndim != 4 or lens_logits.shape[1:] != final_logits.shape:
         raise TutorialInputError(

@@ -13,7 +13,13 @@ from ..hooks import per_token_loss
 from ..validation import TutorialInputError
 from .architecture import Transcoder
 
-__all__ = ["mlp_errors", "replacement_logits", "replacement_loss_recovered"]
+__all__ = [
+    "latent_activations",
+    "mlp_errors",
+    "untrained_transcoders",
+    "replacement_logits",
+    "replacement_loss_recovered",
+]
 
 
 def _check(model, transcoders: Sequence[Transcoder]) -> None:
@@ -52,10 +58,12 @@ def replacement_logits(
     tokens: Int[Tensor, "batch pos"],
     errors: Sequence[Tensor] | None = None,
     edit_latents: Callable[[int, Tensor], Tensor] | None = None,
+    fwd_hooks: Sequence[tuple[str, Callable]] = (),
 ) -> Float[Tensor, "batch pos vocab"]:
     """Logits of the model with every MLP replaced by its transcoder (fed the replacement model's own
     MLP input), plus `errors[i]` at layer i when given (from `mlp_errors`: then the logits are exact).
-    `edit_latents(layer, z)` may change the latent codes z [batch, pos, d_latent] (an intervention).
+    `edit_latents(layer, z)` may change the latent codes z [batch, pos, d_latent] (an intervention);
+    `fwd_hooks` are added to the run (e.g. attention patterns or norm scales held at cached values).
 
     Chapter 08: transcoders and attribution graphs.
     """
@@ -77,7 +85,7 @@ def replacement_logits(
             return out if errors is None else out + errors[i]
 
         hooks += [(f"blocks.{i}.ln2.hook_out", grab), (f"blocks.{i}.hook_mlp_out", replace)]
-    return model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return model.run_with_hooks(tokens, fwd_hooks=hooks + list(fwd_hooks))
 
 
 @torch.no_grad()
@@ -106,3 +114,38 @@ def replacement_loss_recovered(
         "zero_ablation_loss": ablated,
         "recovered": (ablated - replaced) / (ablated - clean),
     }
+
+
+@torch.no_grad()
+def latent_activations(
+    model, transcoders: Sequence[Transcoder], tokens: Int[Tensor, "batch pos"]
+) -> list[Float[Tensor, "batch pos d_latent"]]:
+    """Per layer, every transcoder latent's activation on the clean run of `tokens`.
+
+    Chapter 08: transcoders and attribution graphs.
+    """
+    _check(model, transcoders)
+    names = {f"blocks.{i}.ln2.hook_out" for i in range(model.cfg.n_layers)}
+    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
+    return [tc.encode(cache[f"blocks.{i}.ln2.hook_out"].flatten(0, 1)).reshape(*tokens.shape, tc.d_sae)
+            for i, tc in enumerate(transcoders)]  # fmt: skip
+
+
+@torch.no_grad()
+def untrained_transcoders(
+    model, tokens: Int[Tensor, "batch pos"], mask: Tensor | None = None, d_latent: int = 256, k: int = 8
+) -> list[Transcoder]:
+    """The control for chapter 08's claims: one randomly initialised transcoder per MLP, its decoder bias
+    set to the mean MLP output on `tokens` (so it predicts the mean, plus noise from random latents).
+
+    Chapter 08: transcoders and attribution graphs.
+    """
+    out = []
+    for layer in range(model.cfg.n_layers):
+        names = (f"blocks.{layer}.hook_mlp_out",)
+        _, cache = model.run_with_cache(tokens, names_filter=lambda n, names=names: n in names)
+        y = cache[names[0]]
+        tc = Transcoder(model.cfg.d_model, d_latent, k=k, seed=layer)
+        tc.b_dec.copy_((y[mask] if mask is not None else y.flatten(0, 1)).mean(0))
+        out.append(tc.eval())
+    return out

@@ -56,7 +56,7 @@ def train_transcoder(
     curve to check for a plateau). The decoder rows stay at unit norm, as in `sae.train_sae`; the
     LR decays linearly over the last fifth of the run.
 
-    Chapter 08: transcoders and attribution graphs.
+    Exercise 08.4. Chapter 08: transcoders and attribution graphs.
     """
     expect_int_at_least(steps, "steps")
     torch.manual_seed(seed)

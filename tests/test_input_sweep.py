@@ -62,7 +62,7 @@ NO_CASE = {
     "probing.DiffMeansProbe", "probing.LogisticProbe", "probing.RidgeProbe",
     # the progress bar re-exported by training (tested in tests/test_progress.py)
     "training.progress",
-    "sae.FrontierPoint", "sae.Split",  # result containers
+    "sae.FrontierPoint", "sae.Split", "sae.LabelLatent",  # result containers
 }  # fmt: skip
 
 
@@ -780,6 +780,9 @@ def _cases_added_2026_12() -> list[tuple[str, str, object]]:
         ("sae.load_frontier", "no card", lambda: sae.load_frontier("/nonexistent-frontier")),
         ("sae.frontier_data", "not a recipe", lambda: sae.frontier_data({"data": 1})),
         ("sae.build_frontier", "no sweep", lambda: sae.build_frontier("/nonexistent-frontier", {"data": 1})),
+        ("sae.packed_tokens", "a str, not a list", lambda: sae.packed_tokens(m(), "some text", 8)),  # pyright: ignore[reportArgumentType]
+        ("sae.residual_activations", "1-d tokens", lambda: sae.residual_activations(m(), torch.zeros(5, dtype=torch.long), 0)),
+        ("sae.latent_for_label", "labels of the wrong length", lambda: sae.latent_for_label(torch.randn(10, 4), torch.ones(3), 5)),
         ("sae.build_robustness", "no sweep", lambda: sae.build_robustness("/nonexistent-frontier", {"data": 1})),
         ("sae.load_robustness", "no record", lambda: sae.load_robustness("/nonexistent-frontier")),
         ("sae.seed_recipe", "not an int", lambda: sae.seed_recipe("1")),  # pyright: ignore[reportArgumentType]

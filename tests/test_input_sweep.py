@@ -62,7 +62,7 @@ NO_CASE = {
     "probing.DiffMeansProbe", "probing.LogisticProbe", "probing.RidgeProbe",
     # the progress bar re-exported by training (tested in tests/test_progress.py)
     "training.progress",
-    "sae.FrontierPoint", "sae.Split", "sae.LabelLatent",  # result containers
+    "sae.FrontierPoint", "sae.Split", "sae.LabelLatent", "open_problems.ToySAEs",  # result containers
 }  # fmt: skip
 
 
@@ -787,6 +787,16 @@ def _cases_added_2026_12() -> list[tuple[str, str, object]]:
         ("sae.load_robustness", "no record", lambda: sae.load_robustness("/nonexistent-frontier")),
         ("sae.seed_recipe", "not an int", lambda: sae.seed_recipe("1")),  # pyright: ignore[reportArgumentType]
         ("sae.retrain_point", "unknown arch", lambda: sae.retrain_point(sae.load_robustness()["seed 1"], "gated", 1.0)),
+        ("attention.phase_data", "not a recipe", lambda: attention.phase_data({"data": 1})),
+        ("attention.phase_model", "negative seed", lambda: attention.phase_model(-1)),
+        ("attention.shuffle_repeats", "tokens, not a batch", lambda: attention.shuffle_repeats(t(), torch.Generator())),
+        ("attention.train_phase_run", "zero steps", lambda: attention.train_phase_run(0, 0)),
+        ("attention.build_phase_runs", "not a recipe", lambda: attention.build_phase_runs("/nonexistent-runs", {"data": 1})),
+        ("attention.phase_card", "no card", lambda: attention.phase_card("/nonexistent-runs")),
+        ("attention.load_phase_run", "no such seed", lambda: attention.load_phase_run(99)),
+        ("open_problems.toy_sae_activations", "not a recipe", lambda: open_problems.toy_sae_activations({"data": 1})),
+        ("open_problems.build_toy_saes", "not a recipe", lambda: open_problems.build_toy_saes("/nonexistent-saes", {"data": 1})),
+        ("open_problems.load_toy_saes", "no card", lambda: open_problems.load_toy_saes("/nonexistent-saes")),
         ("sae.score_point", "not an SAE", lambda: sae.score_point("topk", 8.0, "sae", sae.TrainHistory(), torch.randn(8, 4), None)),
     ]  # fmt: skip
 

@@ -60,6 +60,17 @@ from .monitor import (
     seen_distance,
     transition_steps,
 )
+from .phase_run import (
+    PHASE_DIR,
+    PHASE_RECIPE,
+    build_phase_runs,
+    load_phase_run,
+    phase_card,
+    phase_data,
+    phase_model,
+    shuffle_repeats,
+    train_phase_run,
+)
 from .scores import (
     SCORE_KINDS,
     attention_scores,
@@ -74,6 +85,15 @@ from .scores import (
 from .survey import induction_survey, stored_survey, survey_probe
 
 __all__ = [
+    "PHASE_DIR",
+    "PHASE_RECIPE",
+    "build_phase_runs",
+    "load_phase_run",
+    "phase_card",
+    "phase_data",
+    "phase_model",
+    "shuffle_repeats",
+    "train_phase_run",
     "ABLATIONS",
     "COMPOSITION_KINDS",
     "AblationLosses",

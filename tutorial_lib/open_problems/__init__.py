@@ -38,8 +38,15 @@ from .scaling import (
     transformer_flops,
     unit_counts,
 )
+from .toy_saes import TOY_SAE_DIR, TOY_SAE_RECIPE, ToySAEs, build_toy_saes, load_toy_saes, toy_sae_activations
 
 __all__ = [
+    "TOY_SAE_DIR",
+    "TOY_SAE_RECIPE",
+    "ToySAEs",
+    "build_toy_saes",
+    "load_toy_saes",
+    "toy_sae_activations",
     "TOY_LM_CURVE_LOSS",
     "TOY_LM_CURVE_STEPS",
     "PUBLISHED_CONFIGS",

@@ -1,0 +1,218 @@
+"""Chapter 06's SAEs on toy-lm, trained to their plateau and shipped: sections 3, 7 and 8 compare
+dictionaries across seeds, splice them into the model and rank them by a downstream use, and each of
+those claims needs converged SAEs (training them takes several minutes of CPU, more than a notebook may
+spend). They are stored in SAELens format under tutorial_lib/data/saes/toy-lm/ with a card holding the
+recipe, every training curve and the sha256 of every file, plus the decoders of shorter runs of the same
+recipe (the shared fraction against training steps) and a control pair trained on synthetic data with a
+planted dictionary. `load_toy_saes` checks the hashes; `build_toy_saes`
+(python -m tutorial_lib.open_problems.toy_saes) retrains everything from the recipe.
+
+Chapter 06: open problems.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..validation import TutorialInputError
+
+__all__ = ["TOY_SAE_DIR", "TOY_SAE_RECIPE", "ToySAEs", "build_toy_saes", "load_toy_saes", "toy_sae_activations"]
+
+TOY_SAE_DIR = Path(__file__).resolve().parent.parent / "data" / "saes" / "toy-lm"
+CARD = "card.json"
+CHECKPOINTS = "checkpoints.safetensors"
+_SEEDS = (1, 2, 3)  # the robustness seeds of tests/test_claims_06.py
+TOY_SAE_RECIPE: dict[str, Any] = {
+    "model": "toy-lm",
+    "hook": "blocks.1.hook_resid_post",
+    "data": {"n_docs": 2048, "seq_len": 32, "seed": 21},
+    "train": {"steps": 16000, "batch_size": 512, "lr": 1e-2},
+    "saes": [
+        *[{"name": f"topk{k}", "arch": "topk", "d_sae": 256, "seed": 0, "kw": {"k": k}} for k in (2, 4, 8, 16)],
+        {"name": "topk8 x2 width", "arch": "topk", "d_sae": 512, "seed": 2, "kw": {"k": 8}},
+        # ReLU SAEs at a lower learning rate: the L1 penalty makes 1e-2 unstable
+        {"name": "relu", "arch": "relu", "d_sae": 256, "seed": 0, "kw": {"l1_coeff": 0.3}, "lr": 3e-3},
+        {"name": "relu l1 1.0", "arch": "relu", "d_sae": 256, "seed": 0, "kw": {"l1_coeff": 1.0}, "lr": 3e-3},
+        *[
+            {"name": f"{n} seed {s}", "arch": a, "d_sae": 256, "seed": s, "kw": kw}
+            for s in _SEEDS
+            for n, a, kw in (("topk2", "topk", {"k": 2}), ("topk8", "topk", {"k": 8}))
+        ],
+    ],
+    # shorter runs of the same recipe (each with its own warm-up and decay) for the shared fraction vs steps
+    "checkpoints": {"names": ["topk8", "topk8 seed 1"], "steps": [250, 500, 1000, 2000, 4000, 8000]},
+    # a control where the dictionary is unique: synthetic data with 256 planted features (chapter 02's)
+    "control": {
+        "data": {"n_samples": 30000, "d_in": 64, "n_features": 256, "l0": 8.0, "seed": 0},
+        "train": {"steps": 4800, "batch_size": 256, "lr": 2e-3},
+        "seeds": [0, 1],
+        "k": 8,
+        "d_sae": 256,
+    },  # fmt: skip
+}
+
+
+@dataclass
+class ToySAEs:
+    """The shipped SAEs: `saes` by name (eval mode), their training `histories` (steps, loss, l0, dead
+    fraction), the SAEs of the shorter runs `checkpoints[name][steps]`, the decoders of the two
+    synthetic-data `control` SAEs (compared by cosines only) and the `recipe`.
+
+    Chapter 06: open problems.
+    """
+
+    saes: dict[str, Any]
+    histories: dict[str, dict[str, list[float]]]
+    checkpoints: dict[str, dict[int, Any]]
+    control: list[Tensor]
+    recipe: dict
+
+
+def toy_sae_activations(recipe: dict = TOY_SAE_RECIPE, model=None) -> Tensor:
+    """The recipe's training activations: toy-lm's residual stream at the recipe's hook on every non-pad
+    token of its corpus documents, [n_tokens, d_model].
+
+    Chapter 06: open problems.
+    """
+    from ..organisms import load
+    from ..tasks import PAD_ID, corpus_tokens
+
+    if not isinstance(recipe, dict) or not {"hook", "data"} <= recipe.keys():
+        raise TutorialInputError(f"recipe must be a dict like TOY_SAE_RECIPE, got {recipe!r:.80}.")
+    model = load(recipe["model"]) if model is None else model
+    d = recipe["data"]
+    docs = corpus_tokens(d["n_docs"], d["seq_len"], seed=d["seed"])
+    with torch.no_grad():
+        _, cache = model.run_with_cache(docs, names_filter=recipe["hook"])
+    return cache[recipe["hook"]][docs != PAD_ID]
+
+
+def _train(spec: dict, acts: Tensor, train: dict, steps: int | None = None):
+    from ..sae import make_sae, train_sae
+
+    sae = make_sae(spec["arch"], acts.shape[1], spec["d_sae"], seed=spec["seed"], **spec["kw"])
+    hist = train_sae(sae, acts, steps=steps or train["steps"], batch_size=train["batch_size"],
+                     lr=spec.get("lr", train["lr"]),
+                     seed=spec["seed"], log_every=100, desc=f"SAE {spec['name']}")  # fmt: skip
+    return sae.eval(), hist
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _dirname(name: str) -> str:
+    return name.replace(" ", "-").replace(".", "_")
+
+
+def _control(recipe: dict) -> list:
+    from ..sae import make_sae, synthetic_activations, train_sae
+
+    c = recipe["control"]
+    if not c["seeds"]:
+        return []
+    x, _ = synthetic_activations(**{k: v for k, v in c["data"].items() if k != "seed"}, seed=c["data"]["seed"])
+    out = []
+    for seed in c["seeds"]:
+        sae = make_sae("topk", x.shape[1], c["d_sae"], seed=seed, k=c["k"])
+        train_sae(sae, x, **c["train"], seed=seed, desc=f"control SAE seed {seed}")
+        out.append(sae.eval())
+    return out
+
+
+def build_toy_saes(out_dir: str | Path = TOY_SAE_DIR, recipe: dict = TOY_SAE_RECIPE) -> Path:
+    """Train every SAE of the recipe, the shorter runs and the control; write them and `card.json`.
+
+    Chapter 06: open problems.
+    """
+    from safetensors.torch import save_file
+
+    from ..sae import WEIGHTS_FILE, save_sae
+
+    if not isinstance(recipe, dict) or not {"saes", "train", "checkpoints", "control"} <= recipe.keys():
+        raise TutorialInputError(f"recipe must be a dict like TOY_SAE_RECIPE, got {recipe!r:.80}.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    acts = toy_sae_activations(recipe)
+    entries, specs = [], {s["name"]: s for s in recipe["saes"]}
+    for spec in recipe["saes"]:
+        sae, h = _train(spec, acts, recipe["train"])
+        path = save_sae(sae, out / _dirname(spec["name"]), hook_name=recipe["hook"], model_name=recipe["model"])
+        hist = {"steps": h.steps, "loss": h.loss, "l0": h.l0, "dead_fraction": h.dead_fraction}
+        entries.append({**spec, "dir": path.name, "sha256": _sha256(path / WEIGHTS_FILE), "history": hist,
+                        "cpu_seconds": round(h.seconds, 1)})  # fmt: skip
+    ck = recipe["checkpoints"]
+    tensors = {f"{name}/{n}/{k}": v.detach().contiguous()
+               for name in ck["names"] for n in ck["steps"]
+               for k, v in _train(specs[name], acts, recipe["train"], steps=n)[0].state_dict().items()}  # fmt: skip
+    tensors.update({f"control/{i}": sae.W_dec.detach().contiguous() for i, sae in enumerate(_control(recipe))})
+    save_file(tensors, str(out / CHECKPOINTS))
+    card = {
+        "name": "toy-lm-saes",
+        "what": "chapter 06 sections 3, 7 and 8: TopK and ReLU SAEs on toy-lm's final residual stream, trained to "
+        "their plateau; shorter runs of the same recipe; a control pair on synthetic data",
+        "recipe": recipe,
+        "rebuild": "python -m tutorial_lib.open_problems.toy_saes",
+        "torch": torch.__version__,
+        "n_activations": int(acts.shape[0]),
+        "checkpoints_sha256": _sha256(out / CHECKPOINTS),
+        "saes": entries,
+    }
+    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
+    return out
+
+
+def _check(path: Path, digest: str) -> None:
+    if not path.is_file() or _sha256(path) != digest:
+        raise TutorialInputError(
+            f"{path} is missing or does not match its card's sha256: restore it (git checkout) or rebuild it "
+            "with python -m tutorial_lib.open_problems.toy_saes"
+        )
+
+
+def load_toy_saes(directory: str | Path = TOY_SAE_DIR, *, device=None) -> ToySAEs:
+    """The shipped SAEs, each file checked against the card's sha256.
+
+    Chapter 06: open problems.
+    """
+    from safetensors.torch import load_file
+
+    from ..sae import WEIGHTS_FILE, load_sae, make_sae
+
+    directory = Path(directory)
+    if not (directory / CARD).is_file():
+        raise TutorialInputError(
+            f"{directory} must hold {CARD}; rebuild it with python -m tutorial_lib.open_problems.toy_saes"
+        )
+    card = json.loads((directory / CARD).read_text())
+    saes, histories = {}, {}
+    for e in card["saes"]:
+        _check(directory / e["dir"] / WEIGHTS_FILE, e["sha256"])
+        saes[e["name"]] = load_sae(directory / e["dir"], device=device).eval()
+        histories[e["name"]] = e["history"]
+    _check(directory / CHECKPOINTS, card["checkpoints_sha256"])
+    flat = load_file(str(directory / CHECKPOINTS), device=str(device or "cpu"))
+    specs = {e["name"]: e for e in card["saes"]}
+    checkpoints: dict[str, dict[int, Any]] = {}
+    for name in card["recipe"]["checkpoints"]["names"]:
+        for n in card["recipe"]["checkpoints"]["steps"]:
+            spec = specs[name]
+            sae = make_sae(spec["arch"], saes[name].d_in, spec["d_sae"], **spec["kw"]).to(
+                flat[f"{name}/{n}/W_dec"].device
+            )
+            sae.load_state_dict({k: flat[f"{name}/{n}/{k}"] for k in sae.state_dict()}, strict=True)
+            checkpoints.setdefault(name, {})[n] = sae.eval()
+    control = [flat[f"control/{i}"] for i in range(len(card["recipe"]["control"]["seeds"]))]
+    return ToySAEs(saes=saes, histories=histories, checkpoints=checkpoints, control=control, recipe=card["recipe"])
+
+
+if __name__ == "__main__":  # pragma: no cover - the recipe's entry point
+    print(build_toy_saes(sys.argv[1] if len(sys.argv) > 1 else TOY_SAE_DIR))

@@ -86,6 +86,7 @@ def frozen_forward(
     resid0: Float[Tensor, "batch pos d_model"],
     z: Float[Tensor, "batch layer pos d_latent"],
     err: Float[Tensor, "batch layer pos d_model"],
+    stop_at_layer: int | None = None,
 ) -> tuple[Float[Tensor, "batch layer pos d_latent"], Float[Tensor, "batch pos vocab"]]:
     """The frozen-linear replacement model, batched over copies of the prompt: (every latent's
     pre-activation, the logits), as affine functions of the sources resid0, z and err.
@@ -119,8 +120,11 @@ def frozen_forward(
             for h in ("attn.hook_pattern", "ln1.hook_scale", "ln2.hook_scale")
         ]
         hooks += [(f"blocks.{i}.ln2.hook_out", grab), (f"blocks.{i}.hook_mlp_out", mlp)]
-    logits = model.run_with_hooks(tokens.expand(batch, -1), fwd_hooks=hooks)
-    return torch.stack([pre[i] for i in range(len(transcoders))], 1), logits
+    if stop_at_layer is None:
+        logits = model.run_with_hooks(tokens.expand(batch, -1), fwd_hooks=hooks)
+    else:  # the latents of the first stop_at_layer layers only; the second value is then the residual stream
+        logits = model.run_with_hooks(tokens.expand(batch, -1), fwd_hooks=hooks, stop_at_layer=stop_at_layer)
+    return torch.stack([pre[i] for i in range(len(pre))], 1), logits
 
 
 def _release(model, tokens: Tensor) -> None:
@@ -141,8 +145,11 @@ def _sources(state: dict[str, Tensor], batch: int) -> tuple[Tensor, Tensor, Tens
 
 def _targets(pre: Tensor, logits: Tensor, latents: list[tuple[int, int, int]], token: int, rows: Tensor) -> Tensor:
     """Per batch row its target: the pre-activation of latent `rows[b]`, or the last logit for row n_latents."""
-    out = logits[:, -1, token].clone()
     is_lat = rows < len(latents)
+    out = torch.zeros(len(rows), dtype=pre.dtype, device=pre.device)
+    if not is_lat.all():
+        b = torch.arange(len(rows))[~is_lat]
+        out = out.index_put((b,), logits[b, -1, token])
     if is_lat.any():
         idx = torch.tensor(latents, dtype=torch.long).reshape(-1, 3)[rows[is_lat]]
         b = torch.arange(len(rows))[is_lat]
@@ -172,6 +179,22 @@ def _assemble(graph_args: dict, rows: Tensor, per_unit: Tensor) -> AttributionGr
     return AttributionGraph(adjacency=adjacency.detach(), per_unit=unit.detach(), **graph_args)
 
 
+def _chunks(latents: list[tuple[int, int, int]], n_layers: int, naive: bool) -> list[tuple[Tensor, int | None]]:
+    """Target rows batched per backward pass, each with where its forward may stop: one row per pass for the
+    naive reference (full forwards); otherwise one pass per layer of target latents, stopping after that
+    layer (a latent's pre-activation depends on nothing later), the last layer's pass also holding the logit."""
+    n_t = len(latents) + 1
+    if naive:
+        return [(torch.tensor([r]), None) for r in range(n_t)]
+    layer_of = torch.tensor([lat[0] for lat in latents] + [n_layers - 1], dtype=torch.long)
+    out = []
+    for layer in range(n_layers):
+        rows = (layer_of == layer).nonzero().flatten()
+        if len(rows):
+            out.append((rows, layer + 1 if layer < n_layers - 1 else None))
+    return out
+
+
 def attribution_graph(
     model, transcoders: Sequence[Transcoder], tokens: Int[Tensor, "1 pos"], token: int, *, naive: bool = False
 ) -> AttributionGraph:
@@ -185,21 +208,25 @@ def attribution_graph(
         raise TutorialInputError(f"token must be an int token id in [0, {model.cfg.d_vocab}), got {token!r}.")
     state = clean_state(model, transcoders, tokens)
     active = state["z"] > 0
-    latents = [tuple(int(v) for v in idx) for idx in active.nonzero()]
-    n_t = len(latents) + 1
+    latents: list[tuple[int, int, int]] = [(int(a), int(b), int(c)) for a, b, c in active.nonzero().tolist()]
     with torch.no_grad():
-        zero = [torch.zeros_like(t)[None] for t in (state["blocks.0.hook_resid_pre"][0], state["z"], state["err"])]
-        bias = frozen_forward(model, transcoders, tokens, state, *zero)[1][0, -1, token].item()
-    chunks = [torch.arange(n_t)] if not naive else [torch.tensor([r]) for r in range(n_t)]
+        z0, z1, z2 = (
+            torch.zeros_like(t)[None] for t in (state["blocks.0.hook_resid_pre"][0], state["z"], state["err"])
+        )
+        bias = frozen_forward(model, transcoders, tokens, state, z0, z1, z2)[1][0, -1, token].item()
     rows, units, logit = [], [], 0.0
-    for chunk in chunks:
+    for chunk, stop in _chunks(latents, len(transcoders), naive):
         leaves = _sources(state, len(chunk))
-        pre, logits = frozen_forward(model, transcoders, tokens, state, *leaves)
-        grads = torch.autograd.grad(_targets(pre, logits, latents, token, chunk).sum(), leaves)  # type: ignore[arg-type]
+        resid0, z, err = leaves
+        pre, logits = frozen_forward(model, transcoders, tokens, state, resid0, z, err, stop_at_layer=stop)
+        target = _targets(pre, logits, latents, token, chunk).sum()
+        grads = torch.autograd.grad(target, leaves, allow_unused=True)  # type: ignore[arg-type]
+        grads = [torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)]
         r, u = _edge_rows(state, grads, active)
         rows.append(r)
         units.append(u)
-        logit = logits[0, -1, token].item()
+        if stop is None:
+            logit = logits[0, -1, token].item()
     _release(model, tokens)
     args = {"latents": latents, "n_layers": len(transcoders), "n_pos": tokens.shape[1], "token": token,
             "logit": logit, "bias": bias, "activations": state["z"][active]}  # fmt: skip

@@ -24,6 +24,7 @@ Modules, after SAELens's split:
     pretrained     load_frontier: the chapter's frontier SAEs trained to their plateau, shipped with a card
     residual       an SAE on a language model's residual stream, organism or real: packed_tokens,
                    residual_activations, latent_for_label (held-out AUROC beside a shuffled-label control)
+    shipped        load_sae_set: sets of organism SAEs trained from a recipe (chapter 02's seeds), with a card
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from .pretrained import (
     seed_recipe,
 )
 from .residual import LabelLatent, latent_for_label, packed_tokens, residual_activations
+from .shipped import SEEDS_DIR, SEEDS_RECIPE, build_sae_set, load_sae_set, sae_set_activations, train_spec
 from .sparse import gather_latents, topk_decode_sparse, topk_encode_sparse, use_sparse_topk
 from .splitting import Split, feature_splits
 from .synthetic import feature_frequencies, synthetic_activations
@@ -126,6 +128,12 @@ __all__ = [
     "load_frontier",
     "packed_tokens",
     "residual_activations",
+    "SEEDS_DIR",
+    "SEEDS_RECIPE",
+    "build_sae_set",
+    "load_sae_set",
+    "sae_set_activations",
+    "train_spec",
     "build_robustness",
     "load_robustness",
     "retrain_point",

@@ -58,7 +58,7 @@ NO_CASE = {
     # result containers: plain dataclasses filled by the functions above, never built by a student
     "probing.ControlResult", "probing.InterventionResult", "probing.ProbeResult", "probing.SteeringResult",
     "probing.SweepResult", "sae.LossOutput", "sae.SAEEval", "sae.TrainHistory", "attention.AblationLosses",
-    "attention.Transition", "tasks.BracketBatch", "tasks.FactBatch", "tasks.IOIBatch", "tasks.RepeatedSegments",
+    "attention.Transition", "attention.PhaseSummary", "tasks.BracketBatch", "tasks.FactBatch", "tasks.IOIBatch", "tasks.RepeatedSegments",
     "probing.DiffMeansProbe", "probing.LogisticProbe", "probing.RidgeProbe",
     # the progress bar re-exported by training (tested in tests/test_progress.py)
     "training.progress",
@@ -794,6 +794,9 @@ def _cases_added_2026_12() -> list[tuple[str, str, object]]:
         ("attention.build_phase_runs", "not a recipe", lambda: attention.build_phase_runs("/nonexistent-runs", {"data": 1})),
         ("attention.phase_card", "no card", lambda: attention.phase_card("/nonexistent-runs")),
         ("attention.load_phase_run", "no such seed", lambda: attention.load_phase_run(99)),
+        ("attention.phase_summary", "not a history", lambda: attention.phase_summary(m(), {"steps": torch.arange(3)})),
+        ("attention.phase_claims", "a dict, not a summary", lambda: attention.phase_claims({})),
+        ("attention.prefix_drift", "histories without steps", lambda: attention.prefix_drift({}, {})),
         ("open_problems.toy_sae_activations", "not a recipe", lambda: open_problems.toy_sae_activations({"data": 1})),
         ("open_problems.build_toy_saes", "not a recipe", lambda: open_problems.build_toy_saes("/nonexistent-saes", {"data": 1})),
         ("open_problems.load_toy_saes", "no card", lambda: open_problems.load_toy_saes("/nonexistent-saes")),

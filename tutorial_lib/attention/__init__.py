@@ -15,7 +15,8 @@ QK = W_Q W_K^T, both `FactoredMatrix` [(layer,) head, d_model, d_model]. With `f
 
 Modules, one idea each: `masks` (which queries are repeats), `scores` (pattern detectors),
 `circuits` (QK/OV weight circuits), `composition` (Q/K/V-composition), `ablation` (losses with
-heads ablated), `monitor` (watching the circuit form in training), `survey` (a real model's induction heads). Head ablation and direct logit
+heads ablated), `monitor` (watching the circuit form in training), `phase_run` and `phase_claims` (the shipped
+converged training runs and what they show), `survey` (a real model's induction heads). Head ablation and direct logit
 attribution are the base layer's (`tutorial_lib.hooks`); `direct_logit_attribution` is re-exported.
 """
 
@@ -60,6 +61,7 @@ from .monitor import (
     seen_distance,
     transition_steps,
 )
+from .phase_claims import PLATEAU_STEPS, PhaseSummary, phase_claims, phase_summary, prefix_drift
 from .phase_run import (
     PHASE_DIR,
     PHASE_RECIPE,
@@ -85,6 +87,11 @@ from .scores import (
 from .survey import induction_survey, stored_survey, survey_probe
 
 __all__ = [
+    "PLATEAU_STEPS",
+    "PhaseSummary",
+    "phase_claims",
+    "phase_summary",
+    "prefix_drift",
     "PHASE_DIR",
     "PHASE_RECIPE",
     "build_phase_runs",

@@ -110,14 +110,15 @@ def _live(st: _State) -> Tensor:
     Chapter 07: circuit discovery.
     """
     g = st.g
-    kept = g.valid.to(st.ablate.device) & ~st.ablate
-    readers = torch.tensor([-1 if rd is None else rd for rd in map(g.reader, range(g.n_receivers))], device=kept.device)
-    reads_live = readers < 0  # the logits
-    live = torch.zeros(g.n_senders, dtype=torch.bool, device=kept.device)
+    kept = (g.valid.to(st.ablate.device) & ~st.ablate).tolist()
+    readers = [-1 if rd is None else rd for rd in map(g.reader, range(g.n_receivers))]
+    reads_live = [rd < 0 for rd in readers]  # the logits
+    live = [False] * g.n_senders
     for s in reversed(range(g.n_senders)):  # a sender's edges go to receivers read by later senders (or the logits)
-        live[s] = (kept[s] & reads_live).any()
-        reads_live = reads_live | ((readers == s) & live[s])
-    return live
+        live[s] = any(k and rl for k, rl in zip(kept[s], reads_live, strict=True))
+        if live[s]:
+            reads_live = [rl or rd == s for rl, rd in zip(reads_live, readers, strict=True)]
+    return torch.tensor(live, device=st.ablate.device)
 
 
 def _stage_base(st: _State, i: int, r: int, live: Tensor) -> tuple[Tensor, Tensor]:

@@ -323,15 +323,18 @@ def compute_claims(toy, k2: list, others: list, control) -> tuple[bool, bool, bo
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_only_k2_costs_training_compute(toy, shipped, seed):
+def test_only_k2_costs_training_compute(toy, shipped, acts, seed):
     k2, k8 = shipped.saes[f"topk2 seed {seed}"], shipped.saes[f"topk8 seed {seed}"]
     control = S.make_sae("topk", k8.d_in, 256, seed=seed, k=8).eval()
     assert compute_claims(toy, [k2], [k8], control) == (True, True, True)
+    assert all(S.evaluate(sae, acts).explained_variance > 0.98 for sae in (k2, k8))
 
 
-def test_compute_claims_fail_on_controls(toy, shipped):
+def test_compute_claims_fail_on_controls(toy, shipped, acts):
     k2, k8 = shipped.saes["topk2 seed 1"], shipped.saes["topk8 seed 1"]
     assert compute_claims(toy, [k8], [k2], lambda a: a) == (False, False, False)  # swapped; a perfect "SAE"
+    untrained = S.make_sae("topk", k8.d_in, 256, seed=1, k=8).eval()
+    assert not S.evaluate(untrained, acts).explained_variance > 0.98
 
 
 def probe_claims(toy, k2: list, k8: list, seed: int, shuffle: bool = False) -> tuple[bool, bool, bool]:

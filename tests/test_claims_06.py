@@ -1,6 +1,6 @@
 """Chapter 06's asserted claims, re-run at three other seeds (prompt batches, SAE seeds, resampling draws)
-and, where training is involved, at four times the SAEs' training; each check is also shown to FAIL on a
-control where the claim should not hold. The shipped organisms are fixed, so "seeds" for them are the data.
+and, for the SAEs, on the shipped converged SAEs of seeds 1-3 (the notebook uses seed 0); each check is also
+shown to FAIL on a control where the claim should not hold. The shipped organisms are fixed, so "seeds" for them are the data.
 """
 
 from __future__ import annotations
@@ -10,15 +10,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tutorial_lib import attention, organisms, probing, tasks
+from tutorial_lib import attention, organisms, tasks
 from tutorial_lib import open_problems as op
 from tutorial_lib import sae as S
 from tutorial_lib.training import lm_loss
 
 pytestmark = pytest.mark.slow
 SEEDS = (1, 2, 3)
-SAE_HOOK = "blocks.1.hook_resid_post"
-SAE_STEPS = 1000  # the notebook's schedule
 
 
 # ---------------------------------------------------------------------------------------------- 1. cost model
@@ -257,115 +255,117 @@ def test_illusion_check_fails_for_a_disconnected_direction():
 
 
 # ---------------------------------------------------------------------------------------------- 3, 7, 8. SAEs
+# The SAEs are the shipped converged ones (op.load_toy_saes: 16,000 steps each, seeds 0-3 of topk2 and topk8);
+# the notebook uses seed 0 (and all seeds together in sections 7 and 8), the tests each of seeds 1-3 alone.
 @pytest.fixture(scope="module")
-def acts(toy):
-    docs = tasks.corpus_tokens(256, 32, seed=21)
-    with torch.no_grad():
-        _, cache = toy.run_with_cache(docs, names_filter=SAE_HOOK)
-    return cache[SAE_HOOK][docs != tasks.PAD_ID]
+def shipped():
+    return op.load_toy_saes()
 
 
-_TRAINED: dict = {}
+@pytest.fixture(scope="module")
+def acts(toy, shipped):
+    return op.toy_sae_activations(shipped.recipe, toy)
 
 
-def train(acts, seed: int, k: int = 8, steps: int = SAE_STEPS, arch: str = "topk", **kw):
-    """Train (once per module: the claims share their SAEs to stay within the time budget)."""
-    key = (id(acts), seed, k, steps, arch, tuple(sorted(kw.items())))
-    if key not in _TRAINED:
-        _TRAINED[key] = _train(acts, seed, k, steps, arch, **kw)
-    return _TRAINED[key]
+@pytest.fixture(scope="module")
+def early(shipped, acts):
+    """250-step runs of the recipe at seeds 1-3: seed 1's is shipped, seeds 2 and 3 are retrained (~1 s each)."""
+    return {1: shipped.checkpoints["topk8 seed 1"][250]} | {
+        s: op.train_toy_sae(f"topk8 seed {s}", acts, steps=250) for s in (2, 3)
+    }
 
 
-def _train(acts, seed: int, k: int, steps: int, arch: str, **kw):
-    sae = S.make_sae(arch, acts.shape[1], 256, seed=seed, **({"k": k} if arch == "topk" else kw))
-    S.train_sae(sae, acts, steps=steps, batch_size=512, lr=3e-3, seed=seed)
-    return sae.eval()
-
-
-def dictionary_claims(acts, a, b, shuffle: bool = False) -> tuple[bool, bool]:
-    cos = op.max_cosines(a.W_dec.detach(), b.W_dec.detach())
-    with torch.no_grad():
-        freq = (a.encode(acts) > 0).float().mean(0)
-    alive = freq > 0
-    f = (
-        freq[alive][torch.randperm(int(alive.sum()), generator=torch.Generator().manual_seed(0))]
-        if shuffle
-        else freq[alive]
+def dictionary_claims(converged, undertrained, acts) -> tuple[bool, bool, bool]:
+    """Section 3: at convergence most latents have no counterpart at cosine 0.9; the fraction shared at 0.7
+    grew by > 0.15 over training; the frequency-cosine correlation fell by > 0.3."""
+    late = op.dictionary_agreement(converged[0], converged[1], acts)
+    early = op.dictionary_agreement(undertrained[0], undertrained[1], acts)
+    return (
+        late["shared"][0.9] < 0.5,
+        late["shared"][0.7] - early["shared"][0.7] > 0.15,
+        early["rho_freq"] - late["rho_freq"] > 0.3,
     )
-    return float((cos[alive] > 0.9).float().mean()) < 0.5, op.spearman(f, cos[alive]) > 0.2
 
 
-@pytest.mark.parametrize(
-    "seeds,steps", [((1, 2), SAE_STEPS), ((2, 3), SAE_STEPS), ((3, 1), SAE_STEPS), ((0, 1), 4 * SAE_STEPS)]
-)
-def test_seeds_disagree_and_agree_on_frequent_latents(acts, seeds, steps):
-    a, b = (train(acts, s, steps=steps) for s in seeds)
-    assert dictionary_claims(acts, a, b) == (True, True)
+def test_retraining_reproduces_the_shipped_checkpoint(shipped, acts):
+    sae = op.train_toy_sae("topk8 seed 1", acts, steps=250)
+    torch.testing.assert_close(sae.W_dec, shipped.checkpoints["topk8 seed 1"][250].W_dec, atol=1e-5, rtol=0)
 
 
-def test_dictionary_claims_fail_on_controls(acts):
-    a = train(acts, 0, steps=300)
-    assert not dictionary_claims(acts, a, a)[0]  # the same dictionary twice: everything is shared
-    assert not dictionary_claims(acts, a, train(acts, 1, steps=300), shuffle=True)[1]  # frequencies shuffled
+@pytest.mark.parametrize("a,b", [(1, 2), (2, 3), (3, 1)])
+def test_converged_seeds_share_a_fifth_of_their_latents(shipped, acts, early, a, b):
+    pair = (shipped.saes[f"topk8 seed {a}"], shipped.saes[f"topk8 seed {b}"])
+    assert dictionary_claims(pair, (early[a], early[b]), acts) == (True, True, True)
 
 
-def compute_claims(toy, saes: dict) -> tuple[bool, bool, bool]:
-    """Section 7: every spliced SAE is worse than the organism (equivalent in (0, 1)); the k = 2 SAE costs more
-    compute than the k = 8 one; and more than half of the organism's training."""
+def test_dictionary_claims_fail_on_controls(shipped, acts):
+    assert not op.dictionary_agreement(*shipped.control)["shared"][0.9] < 0.5  # planted features: a unique dictionary
+    untrained = [S.make_sae("topk", acts.shape[1], 256, seed=s, k=8).eval() for s in (0, 1)]
+    assert dictionary_claims(untrained, untrained, acts)[1:] == (False, False)  # no training, nothing changes
+
+
+def compute_claims(toy, k2: list, others: list, control) -> tuple[bool, bool, bool]:
+    """Section 7: k = 2 SAEs cost loss (> 0.005 nats) and a share of training below 1; the other SAEs cost
+    less than 0.003 nats; the control costs more than 0.1."""
     corpus = tasks.corpus_tokens(128, 32, seed=2024)
-    mask = corpus[:, 1:] != tasks.PAD_ID
-    steps = organisms.card("toy-lm")["recipe"]["steps"]
-    eq = {}
-    for name, sae in saes.items():
-        with torch.no_grad():
-            hook_fn = lambda a, hook, s=sae: s(a)  # noqa: ARG005, E731 - TransformerLens passes hook=
-            logits = toy.run_with_hooks(corpus, fwd_hooks=[(SAE_HOOK, hook_fn)])
-        eq[name] = (
-            op.steps_to_reach(op.TOY_LM_CURVE_STEPS, op.TOY_LM_CURVE_LOSS, float(lm_loss(logits, corpus, mask))) / steps
-        )
-    return all(0 < v < 1 for v in eq.values()), eq["topk2"] < eq["topk8"], eq["topk2"] < 0.5
+    hook, steps = op.TOY_SAE_RECIPE["hook"], organisms.card("toy-lm")["recipe"]["steps"]
+    clean = op.spliced_loss(toy, lambda a: a, corpus, hook)
+
+    def cost(sae) -> tuple[float, float]:
+        loss = op.spliced_loss(toy, sae, corpus, hook)
+        return loss - clean, op.compute_equivalent(op.TOY_LM_CURVE_STEPS, op.TOY_LM_CURVE_LOSS, loss, steps)
+
+    return (
+        all(d > 0.005 and eq < 1 for d, eq in map(cost, k2)),
+        all(abs(cost(s)[0]) < 0.003 for s in others),
+        cost(control)[0] > 0.1,
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_spliced_saes_cost_training_compute(toy, acts, seed):
-    saes = {"topk2": train(acts, seed, k=2), "topk8": train(acts, seed)}
-    assert compute_claims(toy, saes) == (True, True, True)
-    assert all(S.evaluate(sae, acts).explained_variance >= 0.97 for sae in saes.values())
+def test_only_k2_costs_training_compute(toy, shipped, acts, seed):
+    k2, k8 = shipped.saes[f"topk2 seed {seed}"], shipped.saes[f"topk8 seed {seed}"]
+    control = S.make_sae("topk", k8.d_in, 256, seed=seed, k=8).eval()
+    assert compute_claims(toy, [k2], [k8], control) == (True, True, True)
+    assert all(S.evaluate(sae, acts).explained_variance > 0.98 for sae in (k2, k8))
 
 
-def test_compute_claims_fail_on_controls(toy, acts):
-    topk2, topk8 = train(acts, 1, k=2), train(acts, 1)
-    assert not compute_claims(toy, {"topk2": topk2, "topk8": lambda a: a})[0]  # a perfect reconstruction costs nothing
-    assert compute_claims(toy, {"topk2": topk8, "topk8": topk2})[1:] == (False, False)  # the two SAEs swapped
+def test_compute_claims_fail_on_controls(toy, shipped, acts):
+    k2, k8 = shipped.saes["topk2 seed 1"], shipped.saes["topk8 seed 1"]
+    assert compute_claims(toy, [k8], [k2], lambda a: a) == (False, False, False)  # swapped; a perfect "SAE"
+    untrained = S.make_sae("topk", k8.d_in, 256, seed=1, k=8).eval()
+    assert not S.evaluate(untrained, acts).explained_variance > 0.98
 
 
-def probes_beat_baseline(toy, acts, saes, seed: int, shuffle: bool = False) -> bool:
-    """Section 8's assertion: every SAE's best single latent predicts bracket depth >= 2 better than the
-    majority class, by at least 0.05, on held-out tokens."""
+def probe_claims(toy, k2: list, k8: list, seed: int, shuffle: bool = False) -> tuple[bool, bool, bool]:
+    """Section 8: a probe on the residual stream finds bracket depth >= 2 (> majority + 0.2); probes on all
+    of a k = 2 SAE's latents fall > 0.05 below it; on a k = 8 SAE's, within 0.03."""
+    hook = op.TOY_SAE_RECIPE["hook"]
     br = tasks.brackets(128, n_words=24, seed=5 + seed)
     with torch.no_grad():
-        _, c_br = toy.run_with_cache(br.tokens, names_filter=SAE_HOOK)
-    x, y = c_br[SAE_HOOK].reshape(-1, acts.shape[1]), (br.depth.reshape(-1) >= 2).long()
+        _, cache = toy.run_with_cache(br.tokens, names_filter=hook)
+    x, y = cache[hook].reshape(-1, toy.cfg.d_model), (br.depth.reshape(-1) >= 2).long()
     if shuffle:
         y = y[torch.randperm(y.shape[0], generator=torch.Generator().manual_seed(seed))]
     half = x.shape[0] // 2
     baseline = max(float(y[half:].float().mean()), 1 - float(y[half:].float().mean()))
-    for sae in saes:
+
+    def acc(sae) -> float:
         with torch.no_grad():
-            z = sae.encode(x)
-        keep = (z[:half][y[:half] == 1].mean(0) - z[:half][y[:half] == 0].mean(0)).abs().topk(1).indices
-        if not probing.train_logistic(z[:half][:, keep], y[:half]).score(z[half:][:, keep], y[half:]) > baseline + 0.05:
-            return False
-    return True
+            return float(op.latent_probe_correct(sae.encode(x), y, None).mean())
+
+    raw = float(op.latent_probe_correct(x, y, None).mean())
+    return raw > baseline + 0.2, all(acc(s) < raw - 0.05 for s in k2), all(acc(s) > raw - 0.03 for s in k8)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_every_sae_has_a_latent_for_bracket_depth(toy, acts, seed):
-    """Section 8 at other SAE seeds and another bracket batch (TopK k = 2, 8, 16 and a ReLU SAE). The rank
-    correlation of explained variance with probing is printed, not asserted: it moves with the seed."""
-    saes = [train(acts, seed, k=k) for k in (2, 8, 16)] + [train(acts, seed, arch="relu", l1_coeff=0.3)]
-    assert probes_beat_baseline(toy, acts, saes, seed)
+def test_k2_loses_bracket_depth_and_k8_keeps_it(toy, shipped, seed):
+    k2, k8 = shipped.saes[f"topk2 seed {seed}"], shipped.saes[f"topk8 seed {seed}"]
+    assert probe_claims(toy, [k2], [k8], seed) == (True, True, True)
 
 
-def test_probe_check_fails_on_shuffled_labels(toy, acts):
-    assert not probes_beat_baseline(toy, acts, [train(acts, 1, k=8)], 1, shuffle=True)
+def test_probe_claims_fail_on_controls(toy, shipped):
+    k2, k8 = shipped.saes["topk2 seed 1"], shipped.saes["topk8 seed 1"]
+    assert not probe_claims(toy, [k2], [k8], 1, shuffle=True)[0]  # shuffled labels: nothing to find
+    identity = SimpleNamespace(encode=lambda x: x)  # the residual stream itself loses nothing
+    assert probe_claims(toy, [identity], [k2], 1)[1:] == (False, False)

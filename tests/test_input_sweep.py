@@ -804,6 +804,17 @@ def _cases_added_2026_12() -> list[tuple[str, str, object]]:
         ("sae.train_spec", "spec without steps", lambda: sae.train_spec({"arch": "topk"}, torch.zeros(4, 8), {})),
         ("sae.build_sae_set", "not a recipe", lambda: sae.build_sae_set("/nonexistent-saes", {"data": 1})),
         ("sae.load_sae_set", "no card", lambda: sae.load_sae_set("/nonexistent-saes")),
+        ("open_problems.train_toy_sae", "unknown name", lambda: open_problems.train_toy_sae("topk3", torch.randn(8, 4))),
+        ("open_problems.train_toy_sae", "1-d acts", lambda: open_problems.train_toy_sae("topk8", torch.randn(8))),
+        ("open_problems.compute_equivalent", "zero total steps", lambda: open_problems.compute_equivalent([0, 1], [2.0, 1.0], 1.5, 0)),
+        ("open_problems.compute_equivalent", "run before the curve", lambda: open_problems.compute_equivalent([5, 6], [2.0, 1.0], 1.5, 2)),
+        ("open_problems.dictionary_agreement", "not an SAE", lambda: open_problems.dictionary_agreement("a", torch.randn(3, 4))),
+        ("open_problems.dictionary_agreement", "width mismatch", lambda: open_problems.dictionary_agreement(torch.randn(3, 4), torch.randn(3, 5))),
+        ("open_problems.dictionary_agreement", "decoder with acts", lambda: open_problems.dictionary_agreement(torch.randn(3, 4), torch.randn(3, 4), torch.randn(8, 4))),
+        ("open_problems.spliced_loss", "not callable", lambda: open_problems.spliced_loss(m(), "sae", t(), hook_name())),  # pyright: ignore[reportArgumentType]
+        ("open_problems.spliced_loss", "no such hook", lambda: open_problems.spliced_loss(m(), lambda a: a, t(), "blocks.9.hook_nothing")),
+        ("open_problems.latent_probe_correct", "labels of the wrong length", lambda: open_problems.latent_probe_correct(torch.randn(10, 4), torch.ones(3))),
+        ("open_problems.latent_probe_correct", "one class only", lambda: open_problems.latent_probe_correct(torch.randn(10, 4), torch.ones(10))),
         ("sae.score_point", "not an SAE", lambda: sae.score_point("topk", 8.0, "sae", sae.TrainHistory(), torch.randn(8, 4), None)),
     ]  # fmt: skip
 

@@ -6,6 +6,7 @@ Each function is small and checked against an analytic answer in tests/test_open
 """
 
 from .curves import TOY_LM_CURVE_LOSS, TOY_LM_CURVE_STEPS
+from .dictionaries import dictionary_agreement, latent_probe_correct, spliced_loss
 from .experiments import (
     bootstrap_rank_correlation,
     find_circuit,
@@ -30,6 +31,7 @@ from .measures import (
 )
 from .scaling import (
     PUBLISHED_CONFIGS,
+    compute_equivalent,
     count_flops,
     log_log_slope,
     median_seconds,
@@ -38,7 +40,15 @@ from .scaling import (
     transformer_flops,
     unit_counts,
 )
-from .toy_saes import TOY_SAE_DIR, TOY_SAE_RECIPE, ToySAEs, build_toy_saes, load_toy_saes, toy_sae_activations
+from .toy_saes import (
+    TOY_SAE_DIR,
+    TOY_SAE_RECIPE,
+    ToySAEs,
+    build_toy_saes,
+    load_toy_saes,
+    toy_sae_activations,
+    train_toy_sae,
+)
 
 __all__ = [
     "TOY_SAE_DIR",
@@ -47,6 +57,11 @@ __all__ = [
     "build_toy_saes",
     "load_toy_saes",
     "toy_sae_activations",
+    "train_toy_sae",
+    "compute_equivalent",
+    "dictionary_agreement",
+    "latent_probe_correct",
+    "spliced_loss",
     "TOY_LM_CURVE_LOSS",
     "TOY_LM_CURVE_STEPS",
     "PUBLISHED_CONFIGS",

@@ -150,6 +150,23 @@ def steps_to_reach(steps: Sequence[float], losses: Sequence[float], target: floa
     return math.inf
 
 
+def compute_equivalent(steps: Sequence[float], losses: Sequence[float], target: float, total_steps: float) -> float:
+    """The share of a training run of `total_steps` steps after which its loss curve first reached `target`:
+    `steps_to_reach` on the curve cut at `total_steps`, divided by `total_steps`. math.inf when the curve
+    never got there within the run (the target is at least as good as the finished model, as far as the
+    curve resolves), never a share above 1 read off a curve that continues past the run.
+
+    Chapter 06: open problems as experiments (compute equivalents).
+    """
+    total_steps = expect_number(total_steps, "total_steps", 1.0)
+    s = [float(v) for v in steps]
+    if not s or s[0] > total_steps:
+        raise TutorialInputError(f"total_steps must lie within the curve's steps (from {s[:1]}), got {total_steps}.")
+    n = sum(1 for v in s if v <= total_steps)
+    step = steps_to_reach(s[:n], list(losses)[:n], target)
+    return step / total_steps
+
+
 def transformer_flops(n_params: float, n_tokens: float, training: bool = True) -> float:
     """The usual estimate: 6 N D FLOPs to train on D tokens, 2 N D for a forward pass (Kaplan et al. 2020).
 
@@ -162,6 +179,7 @@ def transformer_flops(n_params: float, n_tokens: float, training: bool = True) -
 
 __all__ = [
     "PUBLISHED_CONFIGS",
+    "compute_equivalent",
     "log_log_slope",
     "median_seconds",
     "random_transformer",

@@ -22,9 +22,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..validation import TutorialInputError
+from ..validation import TutorialInputError, expect_int_at_least, expect_ndim
 
-__all__ = ["TOY_SAE_DIR", "TOY_SAE_RECIPE", "ToySAEs", "build_toy_saes", "load_toy_saes", "toy_sae_activations"]
+__all__ = [
+    "TOY_SAE_DIR",
+    "TOY_SAE_RECIPE",
+    "ToySAEs",
+    "build_toy_saes",
+    "load_toy_saes",
+    "toy_sae_activations",
+    "train_toy_sae",
+]
 
 TOY_SAE_DIR = Path(__file__).resolve().parent.parent / "data" / "saes" / "toy-lm"
 CARD = "card.json"
@@ -64,7 +72,8 @@ TOY_SAE_RECIPE: dict[str, Any] = {
 class ToySAEs:
     """The shipped SAEs: `saes` by name (eval mode), their training `histories` (steps, loss, l0, dead
     fraction), the SAEs of the shorter runs `checkpoints[name][steps]`, the decoders of the two
-    synthetic-data `control` SAEs (compared by cosines only) and the `recipe`.
+    synthetic-data `control` SAEs (compared by cosines only), the `recipe` and each SAE's training time
+    as recorded on the card (`cpu_seconds`).
 
     Chapter 06: open problems.
     """
@@ -74,6 +83,7 @@ class ToySAEs:
     checkpoints: dict[str, dict[int, Any]]
     control: list[Tensor]
     recipe: dict
+    cpu_seconds: dict[str, float]
 
 
 def toy_sae_activations(recipe: dict = TOY_SAE_RECIPE, model=None) -> Tensor:
@@ -103,6 +113,24 @@ def _train(spec: dict, acts: Tensor, train: dict, steps: int | None = None):
                      lr=spec.get("lr", train["lr"]),
                      seed=spec["seed"], log_every=100, desc=f"SAE {spec['name']}")  # fmt: skip
     return sae.eval(), hist
+
+
+def train_toy_sae(name: str, acts: Tensor, steps: int | None = None, seed: int | None = None,
+                  recipe: dict = TOY_SAE_RECIPE):  # fmt: skip
+    """Retrain one SAE of the recipe (by name) on `acts`, for `steps` (default the recipe's; a shorter run
+    has its own warm-up and decay, like the shipped checkpoints) and with `seed` (default the recipe's).
+    On CPU it reproduces the shipped weights exactly; tests/test_claims_06.py trains other seeds with it.
+
+    Chapter 06: open problems.
+    """
+    specs = {s["name"]: s for s in recipe.get("saes", [])} if isinstance(recipe, dict) else {}
+    if name not in specs or "train" not in recipe:
+        raise TutorialInputError(f"name must be one of the recipe's SAEs {sorted(specs)}, got {name!r}.")
+    acts = expect_ndim(acts, 2, "acts", "[n_tokens, d_in]")
+    spec = dict(specs[name])
+    if seed is not None:
+        spec.update(seed=int(expect_int_at_least(seed, "seed", 0)), name=f"{name} (seed {seed})")
+    return _train(spec, acts, recipe["train"], None if steps is None else expect_int_at_least(steps, "steps"))[0]
 
 
 def _sha256(path: Path) -> str:
@@ -211,7 +239,9 @@ def load_toy_saes(directory: str | Path = TOY_SAE_DIR, *, device=None) -> ToySAE
             sae.load_state_dict({k: flat[f"{name}/{n}/{k}"] for k in sae.state_dict()}, strict=True)
             checkpoints.setdefault(name, {})[n] = sae.eval()
     control = [flat[f"control/{i}"] for i in range(len(card["recipe"]["control"]["seeds"]))]
-    return ToySAEs(saes=saes, histories=histories, checkpoints=checkpoints, control=control, recipe=card["recipe"])
+    seconds = {e["name"]: float(e["cpu_seconds"]) for e in card["saes"]}
+    return ToySAEs(saes=saes, histories=histories, checkpoints=checkpoints, control=control, recipe=card["recipe"],
+                   cpu_seconds=seconds)  # fmt: skip
 
 
 if __name__ == "__main__":  # pragma: no cover - the recipe's entry point

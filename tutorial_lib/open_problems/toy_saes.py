@@ -88,31 +88,22 @@ class ToySAEs:
 
 def toy_sae_activations(recipe: dict = TOY_SAE_RECIPE, model=None) -> Tensor:
     """The recipe's training activations: toy-lm's residual stream at the recipe's hook on every non-pad
-    token of its corpus documents, [n_tokens, d_model].
+    token of its corpus documents, [n_tokens, d_model] (`sae.sae_set_activations`).
 
     Chapter 06: open problems.
     """
-    from ..organisms import load
-    from ..tasks import PAD_ID, corpus_tokens
+    from ..sae import sae_set_activations
 
     if not isinstance(recipe, dict) or not {"hook", "data"} <= recipe.keys():
         raise TutorialInputError(f"recipe must be a dict like TOY_SAE_RECIPE, got {recipe!r:.80}.")
-    model = load(recipe["model"]) if model is None else model
-    d = recipe["data"]
-    docs = corpus_tokens(d["n_docs"], d["seq_len"], seed=d["seed"])
-    with torch.no_grad():
-        _, cache = model.run_with_cache(docs, names_filter=recipe["hook"])
-    return cache[recipe["hook"]][docs != PAD_ID]
+    return sae_set_activations({"model": "toy-lm", "train": {}, "saes": [], **recipe}, model)
 
 
 def _train(spec: dict, acts: Tensor, train: dict, steps: int | None = None):
-    from ..sae import make_sae, train_sae
+    """One SAE of the recipe, `steps` long (default the recipe's), by `sae.train_spec`."""
+    from ..sae import train_spec
 
-    sae = make_sae(spec["arch"], acts.shape[1], spec["d_sae"], seed=spec["seed"], **spec["kw"])
-    hist = train_sae(sae, acts, steps=steps or train["steps"], batch_size=train["batch_size"],
-                     lr=spec.get("lr", train["lr"]),
-                     seed=spec["seed"], log_every=100, desc=f"SAE {spec['name']}")  # fmt: skip
-    return sae.eval(), hist
+    return train_spec({**spec, "steps": steps or train["steps"]}, acts, train)
 
 
 def train_toy_sae(name: str, acts: Tensor, steps: int | None = None, seed: int | None = None,

@@ -57,3 +57,20 @@ def test_explainer_rejects_empty_and_outside_contexts(text):
         E.explain_latent(labels, torch.zeros(0, 2, dtype=torch.long))
     with pytest.raises(TutorialInputError, match="inside"):
         E.explain_latent(labels, torch.tensor([[99, 0]]))
+
+
+def test_label_from_text_reads_the_label_an_explanation_names(text):
+    labels = E.token_labels(text[0], text[1])
+    for written, want in [("The word gave, always", "the word 'gave'"), ("They are all names of people", "a name"),
+                          ("words inside parentheses", "inside brackets at depth >= 1")]:  # fmt: skip
+        assert E.label_from_text(labels, written) == labels.index(want), written
+    assert E.label_from_text(labels, "The marked words have the same prefix") is None  # filler words name nothing
+
+
+@pytest.mark.slow
+@pytest.mark.real
+def test_smollm2_instruct_writes_an_explanation(smollm2):
+    written = E.lm_explanation(smollm2, ["Mary [[gave]] a book", "John [[gave]] a key"], max_new_tokens=4)
+    assert isinstance(written, str) and written
+    with pytest.raises(TutorialInputError, match="non-empty list"):
+        E.lm_explanation(smollm2, [])

@@ -9,6 +9,7 @@ Chapter 08: explaining latents automatically.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +32,15 @@ from ..tasks.words import (
 )
 from ..validation import TutorialInputError, expect_dtype, expect_ndim, expect_same_shape
 
-__all__ = ["WORD_TYPES", "Explanation", "LabelTable", "explain_latent", "token_labels"]
+__all__ = [
+    "WORD_TYPES",
+    "Explanation",
+    "LabelTable",
+    "explain_latent",
+    "label_from_text",
+    "lm_explanation",
+    "token_labels",
+]
 
 WORD_TYPES: dict[str, list[str]] = {
     "a name": NAMES,
@@ -136,3 +145,59 @@ def explain_latent(labels: LabelTable, where: Int[Tensor, "k 2"]) -> Explanation
     shown = labels.values[:, where[:, 0], where[:, 1]].float().mean(1)
     best = int((shown - labels.base_rate).argmax())
     return Explanation(text=labels.texts[best], label=best)
+
+
+_PROMPT = (
+    "Each line is a text snippet with one word marked [[like this]]. In at most eight words, what do the marked "
+    "words have in common?\n"
+)
+
+
+@torch.no_grad()
+def lm_explanation(model, contexts: list[str], max_new_tokens: int = 16) -> str:
+    """An explanation written by an instruction-tuned language model (SmolLM2-135M-Instruct, offline, with
+    TUTORIAL_MODEL=smollm2-135m) from context texts (contexts.context_text), greedy decoding. The model's
+    tokenizer must have a chat template. Chapter 08: explaining latents automatically."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise TutorialInputError("model must be an instruction-tuned language model with a chat template "
+                                 "(organisms.load('smollm2-135m')), not an organism.")  # fmt: skip
+    if not contexts or not all(isinstance(c, str) for c in contexts):
+        raise TutorialInputError(f"contexts must be a non-empty list of str (context_text(...)), got {contexts!r:.80}.")
+    message = [{"role": "user", "content": _PROMPT + "\n".join(contexts)}]
+    ids = tokenizer.apply_chat_template(message, add_generation_prompt=True, return_tensors="pt")
+    ids = (ids if isinstance(ids, Tensor) else ids["input_ids"]).to(model.cfg.device)
+    out = ids
+    for _ in range(max_new_tokens):
+        token = model(out)[0, -1].argmax()
+        if int(token) == tokenizer.eos_token_id:
+            break
+        out = torch.cat([out, token.view(1, 1)], 1)
+    return tokenizer.decode(out[0, ids.shape[1] :]).strip()
+
+
+_KEYWORDS = {
+    "a name": ("name", "names"), "a place": ("place", "places"), "an object": ("object", "objects"),
+    "an adjective": ("adjective", "adjectives"), "a noun": ("noun", "nouns"), "a verb": ("verb", "verbs"),
+    "a country": ("country", "countries"), "a capital city": ("capital", "capitals"),
+    "a language": ("language", "languages"),
+    "inside brackets at depth >= 1": ("bracket", "brackets", "parenthesis", "parentheses"),
+}  # fmt: skip
+_COMMON = {w.lower() for w in FILLER_WORDS} | {"to", "is", "at", "were", "the"}
+
+
+def label_from_text(labels: LabelTable, text: str) -> int | None:
+    """The label a free-text explanation names, for the rule-based scorer: the first word label whose
+    (non-filler) word it contains, else the first word type or bracket it names ("names" -> "a name"), else
+    None (the scorer then predicts "silent" everywhere). Chapter 08: explaining latents automatically."""
+    if not isinstance(labels, LabelTable) or not isinstance(text, str):
+        raise TutorialInputError("label_from_text takes a LabelTable and the explanation's text (str).")
+    words = set(re.findall(r"\w+", text.lower()))
+    for i, t in enumerate(labels.texts):
+        word = re.fullmatch(r"the word '(\w+)'", t)
+        if word and word.group(1).lower() not in _COMMON and word.group(1).lower() in words:
+            return i
+    for i, t in enumerate(labels.texts):
+        if any(k in words for k in _KEYWORDS.get(t, ())):
+            return i
+    return None

@@ -12,8 +12,10 @@ Section 6 (explaining latents), measured at seed 0 with the shipped transcoders 
 detection best 1.00, median 0.60 (fuzzing median 0.61); against shuffled activations median 0.50 (fuzzing 0.50);
 own-context detection 0.89 against held-out 0.64 (gap 0.25), gap 0.03 when the explainer is shown
 random-activating contexts. Absorption on the planted hierarchy: rate 0.47 (independent-children control 0.00),
-the parent latent's recall 0.39 with a child against 0.75 alone. At seeds 1-3 (contexts, and for the robustness
-test transcoders too): median 0.60-0.61, gap 0.24-0.25, control medians 0.50; absorption 0.42-0.50, control 0.00.
+the parent latent's recall 0.39 with a child against 0.75 alone. With transcoders and contexts at seeds 1-3:
+detection best 0.99-1.00, median 0.61-0.62, gap 0.24-0.25 (0.03 shown random contexts), shuffled controls 0.50
+(best 0.54-0.56); layer 1 trained 4x longer: median 0.59, gap 0.26. Absorption at seeds 1-3: 0.42-0.50, at 4x
+the training 0.44; the control 0.00 at every one of them.
 Before planting a hierarchy we measured toy-lm's own word types (a name, a place, an object, a verb, a
 country, ...) in both transcoders and the residual SAEs: each type's main latent either fires on all of its
 words (places, verbs, countries: recall 0.9-1.0) or no latent stands for the type (names: best F1 0.47), so
@@ -168,7 +170,10 @@ def test_absorption_claim_holds_and_fails_on_independent_children():
 @pytest.mark.slow
 @pytest.mark.parametrize(("seed", "steps"), [(1, 800), (2, 800), (3, 800), (0, 3200)])
 def test_absorption_claim_is_robust(seed, steps):
-    """Other seeds of the hierarchy and the SAE, and 4x the training; the control at the same settings."""
-    planted, control = _absorption(seed, True, steps), _absorption(seed, False, steps)
+    """Other seeds of the hierarchy and the SAE, and 4x the training; the control at the same seeds (at 4x the
+    training only the planted hierarchy is retrained, to fit CI time: the control's rate was 0.00 there too)."""
+    planted = _absorption(seed, True, steps)
     assert _absorbed(planted), planted
-    assert control["rate"] < 0.05, control
+    if steps == 800:
+        control = _absorption(seed, False, steps)
+        assert control["rate"] < 0.05 and not _absorbed(control), control

@@ -622,6 +622,26 @@ def _transcoder_without_renormalising(x, y, **kwargs):
     return tc, losses
 
 
+def _explainer_without_base_rate(labels, where):
+    from tutorial_lib import explain as E
+
+    best = int(labels.values[:, where[:, 0], where[:, 1]].float().mean(1).argmax())
+    return E.Explanation(text=labels.texts[best], label=best)
+
+
+def _plain_accuracy(predicate, positives, negatives):
+    hits = torch.cat([predicate[positives[:, 0], positives[:, 1]], ~predicate[negatives[:, 0], negatives[:, 1]]])
+    return hits.float().mean().item()
+
+
+def _silent_counted_as_absorbed(codes, decoder, parent, parent_direction, min_cosine=0.3):
+    from tutorial_lib import explain as E
+
+    out = E.absorption_rate(codes, decoder, parent, parent_direction, min_cosine)
+    silent = parent & ~(codes[:, int(out["main"])] > 0)
+    return {**out, "rate": float(silent.sum() / parent.sum())}
+
+
 @pytest.mark.usefixtures("capsys")
 @pytest.mark.parametrize(
     "ex_id,broken,hint",
@@ -639,6 +659,9 @@ def _transcoder_without_renormalising(x, y, **kwargs):
         ("08.7", lambda graph, nodes: -AG.predicted_ablation_effects(graph, nodes), "REMOVES"),
         ("08.7", _direct_effects_only, "every path"),
         ("08.8", lambda *_: [(0, 0), (0, 1)], "target"),
+        ("08.9", _explainer_without_base_rate, "base rate"),
+        ("08.10", _plain_accuracy, "plain accuracy"),
+        ("08.11", _silent_counted_as_absorbed, "ACTIVE latent"),
     ],
 )
 def test_chapter_08_checks_name_the_mistake(ex_id, broken, hint):

@@ -25,6 +25,7 @@ import torch
 from tests.patching_support import make_model
 from tutorial_lib import (
     attention,
+    explain,
     forward_pass,
     hooks,
     open_problems,
@@ -48,6 +49,7 @@ MODULES = [
     "superposition",
     "tasks",
     "training",
+    "explain",
 ]
 TIMEOUT_S = 20
 NAN = float("nan")
@@ -63,6 +65,7 @@ NO_CASE = {
     # the progress bar re-exported by training (tested in tests/test_progress.py)
     "training.progress",
     "sae.FrontierPoint", "sae.Split", "sae.LabelLatent", "open_problems.ToySAEs",  # result containers
+    "explain.LabelTable", "explain.Explanation", "explain.Hierarchy",  # result containers
 }  # fmt: skip
 
 
@@ -819,9 +822,62 @@ def _cases_added_2026_12() -> list[tuple[str, str, object]]:
     ]  # fmt: skip
 
 
+@functools.cache
+def labels():
+    return explain.token_labels(torch.randint(3, 40, (2, 6), generator=torch.Generator().manual_seed(0)))
+
+
+def _cases_explain() -> list[tuple[str, str, object]]:
+    acts, where = lambda: torch.rand(2, 6), lambda: torch.tensor([[0, 1], [1, 2]])
+    pred = lambda: torch.rand(2, 6) < 0.5  # noqa: E731
+    h = lambda: explain.hierarchical_features(50, seed=0)  # noqa: E731
+    return [
+        ("explain.max_activating", "int acts", lambda: explain.max_activating(torch.ones(2, 6, dtype=torch.long), 2)),
+        ("explain.max_activating", "zero n", lambda: explain.max_activating(acts(), 0)),
+        ("explain.max_activating", "mask shape", lambda: explain.max_activating(acts(), 2, torch.ones(2, 5, dtype=torch.bool))),
+        ("explain.random_activating", "1-D acts", lambda: explain.random_activating(torch.rand(6), 2)),
+        ("explain.random_activating", "1-D exclude", lambda: explain.random_activating(acts(), 2, exclude=torch.tensor([0, 1]))),
+        ("explain.non_activating", "float mask", lambda: explain.non_activating(acts(), 2, mask=torch.ones(2, 6))),
+        ("explain.shuffled_activations", "3-D acts", lambda: explain.shuffled_activations(torch.rand(2, 6, 3))),
+        ("explain.context_text", "outside tokens", lambda: explain.context_text(toks(), (5, 0), ["a"] * 40)),
+        ("explain.context_text", "float tokens", lambda: explain.context_text(toks().float(), (0, 0), ["a"] * 40)),
+        ("explain.token_labels", "out-of-vocab", lambda: explain.token_labels(toks() + 1000)),
+        ("explain.token_labels", "float tokens", lambda: explain.token_labels(toks().float())),
+        ("explain.token_labels", "mask shape", lambda: explain.token_labels(toks(), torch.ones(2, 5, dtype=torch.bool))),
+        ("explain.explain_latent", "not a LabelTable", lambda: explain.explain_latent({"a": 1}, where())),
+        ("explain.explain_latent", "empty where", lambda: explain.explain_latent(labels(), torch.zeros(0, 2, dtype=torch.long))),
+        ("explain.explain_latent", "where outside", lambda: explain.explain_latent(labels(), torch.tensor([[9, 0]]))),
+        ("explain.lm_explanation", "an organism", lambda: explain.lm_explanation(model(), ["a [[b]]"])),
+        ("explain.label_from_text", "not a LabelTable", lambda: explain.label_from_text({}, "names")),
+        ("explain.label_from_text", "text not a str", lambda: explain.label_from_text(labels(), 3)),
+        ("explain.balanced_accuracy", "all positives", lambda: explain.balanced_accuracy(pred()[0], torch.ones(6, dtype=torch.bool))),
+        ("explain.balanced_accuracy", "float predicted", lambda: explain.balanced_accuracy(torch.rand(6), pred()[0])),
+        ("explain.balanced_accuracy", "length mismatch", lambda: explain.balanced_accuracy(pred()[0], pred()[0, :4])),
+        ("explain.detection_accuracy", "float predicate", lambda: explain.detection_accuracy(acts(), where(), where())),
+        ("explain.detection_accuracy", "positives outside", lambda: explain.detection_accuracy(pred(), torch.tensor([[0, 9]]), where())),
+        ("explain.detection_accuracy", "1-D negatives", lambda: explain.detection_accuracy(pred(), where(), torch.tensor([0, 1]))),
+        ("explain.fuzzing_accuracy", "acts shape", lambda: explain.fuzzing_accuracy(pred(), torch.rand(2, 5), where())),
+        ("explain.fuzzing_accuracy", "no quiet token", lambda: explain.fuzzing_accuracy(pred(), torch.ones(2, 6), where())),
+        ("explain.score_latents", "2-D acts", lambda: explain.score_latents(labels(), acts())),
+        ("explain.score_latents", "bad explain_from", lambda: explain.score_latents(labels(), torch.rand(2, 6, 3), explain_from="top")),
+        ("explain.hierarchical_features", "zero rows", lambda: explain.hierarchical_features(0)),
+        ("explain.hierarchical_features", "d too small", lambda: explain.hierarchical_features(10, d=4)),
+        ("explain.train_hierarchy_sae", "not a Hierarchy", lambda: explain.train_hierarchy_sae(torch.randn(10, 32))),
+        ("explain.main_latent", "float fires", lambda: explain.main_latent(torch.rand(6, 3), pred()[0])),
+        ("explain.main_latent", "no positives", lambda: explain.main_latent(torch.rand(6, 3) > 0.5, torch.zeros(6, dtype=torch.bool))),
+        ("explain.absorption_rate", "decoder shape", lambda: explain.absorption_rate(h().x @ torch.randn(32, 5), torch.randn(4, 32),
+                                                                                     h().parent, h().directions[0])),
+        ("explain.absorption_rate", "min_cosine 2", lambda: explain.absorption_rate(torch.rand(50, 4), torch.randn(4, 32), h().parent,
+                                                                                    h().directions[0], 2.0)),
+        ("explain.absorption_rate", "direction a list", lambda: explain.absorption_rate(torch.rand(50, 4), torch.randn(4, 32),
+                                                                                        h().parent, [1.0] * 32)),
+    ]  # fmt: skip
+
+
 def all_cases() -> list[tuple[str, str, object]]:
     return (_cases_base() + _cases_tasks() + _cases_patching() + _cases_probing() + _cases_open_problems()
-            + _cases_attention() + _cases_sae() + _cases_superposition() + _cases_added_2026_12())  # fmt: skip
+            + _cases_attention() + _cases_sae() + _cases_superposition() + _cases_added_2026_12()
+            + _cases_explain())  # fmt: skip
 
 
 # --------------------------------------------------------------------------- running and classifying

@@ -49,6 +49,7 @@ KERNELS = {
     "lens": "08",
     "transcoders": "08",
     "attribution_graph": "08",
+    "explain": "08",
 }
 CHAPTER = re.compile(r"\bChapter \d\d\b")
 EXERCISE = re.compile(r"\bExercise (\d\d\.\d+)\b")

@@ -5,7 +5,8 @@ Each check compares the student's function with the reference in `tutorial_lib.l
 `tutorial_lib.transcoders` or `tutorial_lib.attribution_graph` on a tiny random model or on toy-lm with its
 shipped transcoders, and names the step that is wrong where it can (the read-out without the final norm, the
 KL's direction, a lens that does not start at the logit lens, decoder rows off unit norm, an edge without its
-source's value, influence without normalising). The open exercise is checked by a measured property."""
+source's value, influence without normalising, an explainer without base rates, plain accuracy for
+balanced, a silent latent counted as absorbed). The open exercise is checked by a measured property."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor
 
 from .. import attribution_graph as AG
+from .. import explain as E
 from .. import lens
 from .. import transcoders as T
 from .core import Mismatch, call_student, compare, exercise, random_model
@@ -236,3 +238,93 @@ def check_find_latents(fn):
         raise Mismatch(f"zeroing your latents moves the ')' logit by {effect:.2f} on held-out prompts; the target "
                        f"is {OPEN_TARGET}. Rank latents by their influence over several prompts' graphs, and keep "
                        "those that recur at the last position.")  # fmt: skip
+
+
+# ---- 08.9 a rule-based explainer
+
+
+@functools.cache
+def _labelled() -> tuple:
+    from ..tasks.corpus_text import PAD_ID, corpus_tokens
+
+    model, tcs = _toy()
+    text = corpus_tokens(48, 24, seed=31)
+    mask = text != PAD_ID
+    acts = torch.cat(T.latent_activations(model, tcs, text), -1)
+    return E.token_labels(text, mask), acts, mask
+
+
+@exercise("08.9", "A rule-based explainer", reference=E.explain_latent)
+def check_explain_latent(fn):
+    labels, acts, mask = _labelled()
+    for j in (95, 10, 51, 256 + 76):  # 10 and 51: the majority label ("a filler word", "a name") is wrong
+        where = E.max_activating(acts[..., j], 20, mask)
+        got = call_student(fn, labels, where)
+        if not isinstance(got, E.Explanation):
+            raise Mismatch(f"return an E.Explanation(text=..., label=...), got {type(got).__name__}.")
+        want = E.explain_latent(labels, where)
+        shown = labels.values[:, where[:, 0], where[:, 1]].float().mean(1)
+        if got.label == int(shown.argmax()) and got.label != want.label:
+            raise Mismatch(f"you chose '{labels.texts[got.label]}', true at most shown contexts but common everywhere: "
+                           "subtract each label's base rate (labels.base_rate) before the argmax.")  # fmt: skip
+        if got.label != want.label or got.text != labels.texts[want.label]:
+            raise Mismatch(f"for latent {j} the explanation is '{want.text}' (label {want.label}), got "
+                           f"'{got.text}' (label {got.label}): label and text must be the same row of the table.")  # fmt: skip
+
+
+# ---- 08.10 detection scoring
+
+
+@exercise("08.10", "Detection scoring by balanced accuracy", reference=E.detection_accuracy)
+def check_detection_accuracy(fn):
+    gen = torch.Generator().manual_seed(0)
+    for n_pos, n_neg in [(30, 30), (10, 40)]:
+        predicate = torch.rand(6, 12, generator=gen) < 0.5
+        where = torch.stack(torch.meshgrid(torch.arange(6), torch.arange(12), indexing="ij"), -1).reshape(-1, 2)
+        pick = where[torch.randperm(len(where), generator=gen)]
+        positives, negatives = pick[:n_pos], pick[n_pos : n_pos + n_neg]
+        got = call_student(fn, predicate, positives, negatives)
+        if isinstance(got, Tensor) and got.numel() == 1:
+            got = got.item()
+        if not isinstance(got, float | int):
+            raise Mismatch(f"return a Python float, got {type(got).__name__}.")
+        want = E.detection_accuracy(predicate, positives, negatives)
+        hits = torch.cat([predicate[positives[:, 0], positives[:, 1]], ~predicate[negatives[:, 0], negatives[:, 1]]])
+        if n_pos != n_neg and abs(float(got) - hits.float().mean().item()) < 1e-6 and abs(want - float(got)) > 1e-6:
+            raise Mismatch("that is the plain accuracy over all contexts: average the true-positive rate and the "
+                           "true-negative rate instead, so that the share of positives does not matter.")  # fmt: skip
+        compare(float(got), want, f"the balanced accuracy ({n_pos} positives, {n_neg} negatives)", atol=1e-6,
+                hint="the true-negative rate counts the negatives where the predicate does NOT hold.")  # fmt: skip
+
+
+# ---- 08.11 the absorption rate
+
+
+@functools.cache
+def _absorbed():
+    data = E.hierarchical_features(3000, seed=5)
+    sae = E.train_hierarchy_sae(data, steps=300, seed=5)
+    with torch.no_grad():
+        return sae.encode(data.x), sae.W_dec.detach().clone(), data.parent, data.directions[0]
+
+
+@exercise("08.11", "The absorption rate", reference=E.absorption_rate)
+def check_absorption_rate(fn):
+    codes, decoder, parent, direction = _absorbed()
+    for min_cosine in (0.3, 0.5):
+        got = call_student(fn, codes, decoder, parent, direction, min_cosine)
+        if not isinstance(got, dict) or not {"main", "rate", "recall"} <= set(got):
+            raise Mismatch('return a dict with the keys "main", "rate" and "recall".')
+        want = E.absorption_rate(codes, decoder, parent, direction, min_cosine)
+        compare(float(got["main"]), want["main"], "the main latent", atol=0,
+                hint="the main latent has the highest F1 between its firing (codes > 0) and the parent label.")  # fmt: skip
+        compare(float(got["recall"]), want["recall"], "the main latent's recall", atol=1e-6,
+                hint="recall: the share of the parent's rows where the main latent fires.")  # fmt: skip
+        fires = codes > 0
+        main = int(want["main"])
+        silent = (parent & ~fires[:, main]).float().mean() / parent.float().mean()
+        if abs(float(got["rate"]) - silent.item()) < 1e-6 and abs(want["rate"] - silent.item()) > 1e-6:
+            raise Mismatch("a silent main latent is not yet absorption: another ACTIVE latent whose decoder row "
+                           "points along the parent (cosine >= min_cosine) must fire on that row.")  # fmt: skip
+        compare(float(got["rate"]), want["rate"], f"the absorption rate (min_cosine {min_cosine})", atol=1e-6,
+                hint="exclude the main latent itself from the absorbing latents, and divide by the parent's rows.")  # fmt: skip

@@ -168,8 +168,9 @@ def test_real_model_claims_fail_for_random_heads(smollm2):
 
 @pytest.mark.real
 def test_real_model_circuit_claims_hold_at_another_probe(smollm2):
-    """The notebook's SmolLM2 claims of sections 7 and 8 on another probe (seed 3, corrupted by seed 4; the
-    notebook's are 0 and 1), heads picked afresh: K-composition from the top previous-token heads into the top
+    """The notebook's SmolLM2 claims of sections 4, 7 and 8 on another probe (seed 3, corrupted by seed 4; the
+    notebook's are 0 and 1), heads picked afresh: a late head, not the top induction heads, writes the copied
+    token (DLA); K-composition from the top previous-token heads into the top
     induction heads' keys (not queries or values), zero ablation overstating mean ablation. Able to fail: the
     same claims aimed at random heads of the same layers (keys) and at random heads (ablation) do not hold.
     One other probe, not three: the real-model budget of this file is about 20 s of CPU."""
@@ -186,6 +187,15 @@ def test_real_model_circuit_claims_hold_at_another_probe(smollm2):
     assert rise["k"] > 4 and rise["q"] < 0.5 and rise["v"] < 0.5, kpath
     assert max(kpath["controls"]) - kpath["clean"] < 0.5 * rise["k"], kpath
     assert not any(c - kpath["clean"] > 4 for c in kpath["controls"]), "random senders: the keys do not need them"
+    toks, _, first, repeated = attention.masks.resolve_batch(probe, None)
+    with torch.no_grad():
+        _, cache = smollm2.run_with_cache(toks)
+        dla = attention.direct_logit_attribution(smollm2, cache, torch.nn.functional.pad(toks[:, 1:], (0, 1)))
+    dla_rep, dla_first = dla[repeated].mean(0), dla[first].mean(0)
+    writer = divmod(int(dla_rep.argmax()), n_heads)
+    assert dla_rep[writer] > 1 and dla_rep[writer] > 5 * dla_first[writer].abs() and writer[0] > max(top)[0]
+    assert max(dla_rep[h].abs() for h in top) < 0.5 * dla_rep[writer], "the top induction heads write little"
+    assert not dla_first.max() > 1, "on the first half, where nothing can be copied, no head writes the answer"
     clean = attention.ablated_loss(smollm2, probe, [])["repeated"]
     zero, mean = (
         attention.ablated_loss(smollm2, probe, top, kind=kind)["repeated"] - clean for kind in ("zero", "mean")

@@ -16,7 +16,8 @@ QK = W_Q W_K^T, both `FactoredMatrix` [(layer,) head, d_model, d_model]. With `f
 Modules, one idea each: `masks` (which queries are repeats), `scores` (pattern detectors),
 `circuits` (QK/OV weight circuits), `composition` (Q/K/V-composition), `ablation` (losses with
 heads ablated), `monitor` (watching the circuit form in training), `phase_run` and `phase_claims` (the shipped
-converged training runs and what they show), `survey` (a real model's induction heads). Head ablation and direct logit
+converged training runs and what they show), `survey` (a real model's induction heads), `key_paths`
+(the causal K-composition test on any model). Head ablation and direct logit
 attribution are the base layer's (`tutorial_lib.hooks`); `direct_logit_attribution` is re-exported.
 """
 
@@ -49,6 +50,7 @@ from .composition import (
     composition_scores,
     k_composition_score,
 )
+from .key_paths import key_path_test, previous_token_senders, random_senders
 from .masks import repeat_masks
 from .monitor import (
     LOSS_KEYS,
@@ -131,6 +133,9 @@ __all__ = [
     "induction_score",
     "induction_survey",
     "k_composition_score",
+    "key_path_test",
+    "previous_token_senders",
+    "random_senders",
     "ov_circuit",
     "ov_copying",
     "previous_token_score",

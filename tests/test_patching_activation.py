@@ -74,6 +74,19 @@ def test_no_op_cells_equal_the_corrupted_metric(device):
     torch.testing.assert_close(grid[0, 3], metric(model(clean)), atol=1e-5, rtol=0)  # layer 0 at the diff = clean
 
 
+@pytest.mark.parametrize("grid", ["resid_pre", "head_out_all_pos"])
+def test_a_subset_of_layers_gives_those_rows_of_the_full_grid(device, grid):
+    """layers=[...] (a real model's grid at a few depths) patches only those layers, rows in the order asked."""
+    model = make_model(device)
+    clean, corrupted, right, wrong = make_data(device, n_pos=4, diff_pos=1)
+    metric = metric_for(right, wrong)
+    full = patching.activation_patch(model, clean, corrupted, metric, grid)
+    torch.testing.assert_close(patching.activation_patch(model, clean, corrupted, metric, grid, layers=[1, 0]),
+                               full[[1, 0]], atol=1e-5, rtol=0)  # fmt: skip
+    torch.testing.assert_close(patching.patch_resid_pre(model, clean, corrupted, metric, layers=[1]),
+                               patching.patch_resid_pre(model, clean, corrupted, metric)[[1]], atol=1e-5, rtol=0)  # fmt: skip
+
+
 def test_chunking_does_not_change_results(device):
     model = make_model(device)
     clean, corrupted, right, wrong = make_data(device, n_pos=4, diff_pos=1)

@@ -7,12 +7,14 @@ the **clean** run, record ``metric(patched_logits)``. Every grid equals its Tran
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..validation import expect_index, expect_ndim, expect_range, expect_same_shape
 from .engine import cache_many, needed
-from .grids import PATCH_GRIDS, check_grid, check_pair, get_act_name
+from .grids import PATCH_GRIDS, check_grid, check_layers, check_pair, get_act_name
 from .metrics import Metric
 from .runner import DEFAULT_CHUNK_ELEMENTS, cached_names, run_grid
 
@@ -55,74 +57,81 @@ def activation_patch(
     grid: str,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     engine: str | None = None,
+    layers: Sequence[int] | None = None,
 ) -> Float[Tensor, "layer ..."]:
     """metric after patching each clean activation of `grid` into the corrupted run (see GRIDS for shapes).
 
     Equal to ``transformer_lens.patching.<TRANSFORMERLENS[grid]>(model, corrupted_tokens, clean_cache, metric)``.
-    `engine` caps the engine used (see tutorial_lib.patching.engine).
+    `engine` caps the engine used (see tutorial_lib.patching.engine). `layers` (default: every layer) patches
+    only those layers: row i of the result is layer ``layers[i]`` (a real model's grid at a few depths).
 
     Chapter 04: activation patching.
     """
     clean, corrupted = check_pair(model, clean_tokens, corrupted_tokens)
     spec = check_grid(model, grid, PATCH_GRIDS)
     expect_range(chunk_elements, "chunk_elements", low=1)
+    chosen = check_layers(model, layers)
     names = needed(cached_names(model, spec))
     (_, clean_cache), (corrupted_logits, corrupted_cache) = cache_many(model, [clean, corrupted], names, engine)
 
     def source(layer: int) -> Tensor:
         return clean_cache[get_act_name(spec.hook, layer)]
 
-    return run_grid(model, spec, corrupted_cache, corrupted_logits, metric, source, chunk_elements, engine)
+    return run_grid(model, spec, corrupted_cache, corrupted_logits, metric, source, chunk_elements, engine, chosen)
 
 
 def patch_resid_pre(
-    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None
+    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None, layers: Sequence[int] | None = None
 ) -> Float[Tensor, "layer pos"]:
     """Patch the clean residual stream entering each block, one position at a time.
 
     Chapter 04: activation patching. Exercise 04.3 (the reference, as `patch_resid_pre_grid`).
     """
-    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "resid_pre", engine=engine)
+    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "resid_pre", engine=engine, layers=layers)
 
 
 def patch_attn_out(
-    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None
+    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None, layers: Sequence[int] | None = None
 ) -> Float[Tensor, "layer pos"]:
     """Patch each attention layer's clean output, one position at a time.
 
     Chapter 04: activation patching.
     """
-    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "attn_out", engine=engine)
+    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "attn_out", engine=engine, layers=layers)
 
 
 def patch_mlp_out(
-    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None
+    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None, layers: Sequence[int] | None = None
 ) -> Float[Tensor, "layer pos"]:
     """Patch each MLP layer's clean output, one position at a time.
 
     Chapter 04: activation patching.
     """
-    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "mlp_out", engine=engine)
+    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "mlp_out", engine=engine, layers=layers)
 
 
 def patch_head_out_all_pos(
-    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None
+    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None, layers: Sequence[int] | None = None
 ) -> Float[Tensor, "layer head"]:
     """Patch each head's clean output (hook_z) at every position.
 
     Chapter 04: activation patching. Exercise 04.4 (the reference, as `patch_head_grid`).
     """
-    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "head_out_all_pos", engine=engine)
+    return activation_patch(
+        model, clean_tokens, corrupted_tokens, metric, "head_out_all_pos", engine=engine, layers=layers
+    )
 
 
 def patch_head_out_by_pos(
-    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None
+    model, clean_tokens, corrupted_tokens, metric, engine: str | None = None, layers: Sequence[int] | None = None
 ) -> Float[Tensor, "layer pos head"]:
     """Patch each head's clean output (hook_z) at one position.
 
     Chapter 04: activation patching.
     """
-    return activation_patch(model, clean_tokens, corrupted_tokens, metric, "head_out_by_pos", engine=engine)
+    return activation_patch(
+        model, clean_tokens, corrupted_tokens, metric, "head_out_by_pos", engine=engine, layers=layers
+    )
 
 
 def patch_head_pattern_all_pos(

@@ -125,3 +125,25 @@ def check_grid(model, grid: str, allowed: Sequence[str]) -> Grid:
         note = " (the model is attention-only: it has no MLPs)" if grid in GRIDS else ""
         raise TutorialInputError(f"unknown grid {grid!r}{note}; valid grids: {', '.join(valid)}.")
     return GRIDS[grid]
+
+
+def check_layers(model, layers: object) -> list[int] | None:
+    """None (every layer) or a non-empty list of distinct layer indices of `model`, as ints.
+
+    Chapter 04: activation patching (a real model's grids at a few depths)."""
+    if layers is None:
+        return None
+    n_layers = model.cfg.n_layers
+    items = list(layers) if isinstance(layers, (list, tuple, range)) else None
+    out = [int(x) for x in items if isinstance(x, int) and not isinstance(x, bool)] if items is not None else []
+    if (
+        items is None
+        or not out
+        or len(out) != len(items)
+        or len(set(out)) != len(out)
+        or not all(0 <= x < n_layers for x in out)
+    ):
+        raise TutorialInputError(
+            f"layers must be None (every layer) or a non-empty list of distinct ints in [0, {n_layers}); got {layers!r}."
+        )
+    return out

@@ -10,7 +10,7 @@ is the unpatched run's metric and it is not run. All variants of one layer go th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -45,8 +45,10 @@ def run_grid(
     source: Callable[[int], Tensor],
     chunk_elements: int,
     engine: str | None = None,
+    layers: Sequence[int] | None = None,
 ) -> Tensor:
-    """metric(patched run) for every variant of `grid`: the base run with `source(layer)` patched in.
+    """metric(patched run) for every variant of `grid`: the base run with `source(layer)` patched in, for
+    every layer or only `layers` (one row each, in that order).
 
     Chapter 04: activation patching.
     """
@@ -54,7 +56,7 @@ def run_grid(
     fast = engine_for(model, engine) == "native"
     last = fast and reads_last_position_only(metric, base_logits)
     rows_out = []
-    for layer in range(model.cfg.n_layers):
+    for layer in range(model.cfg.n_layers) if layers is None else layers:
         base_act = base_cache[get_act_name(grid.hook, layer)]  # [batch, *rest]
         src = source(layer).to(base_act.dtype)
         layer_masks, axis_sizes = masks(grid, tuple(base_act.shape[1:]))

@@ -180,6 +180,32 @@ def test_patching_grids_and_paths_match_transformerlens(device):
 
 
 @torch.no_grad()
+def test_a_layer_subset_of_a_grid_is_its_rows(model):
+    """Chapter 04 on a real model patches a few layers (`layers=`): the same numbers as the full grid's rows."""
+    _, clean, corrupted, metric = _ioi(model, 3)
+    full = patching.activation_patch(model, clean, corrupted, metric, "resid_pre")
+    part = patching.activation_patch(model, clean, corrupted, metric, "resid_pre", layers=[2, 0])
+    torch.testing.assert_close(part, full[[2, 0]], atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+def test_key_path_test_is_path_patching_into_each_input(model):
+    """Chapter 05's K-composition test on both architectures (on Llama a query head's key is its shared key
+    head's): each of its numbers is the repeated-half loss with the senders patched into that input only."""
+    batch = tasks.repeated_segments(
+        batch=3, seq_len=12, d_vocab=model.cfg.d_vocab, period=(5, 5), offset=(1, 1), seed=0
+    )
+    other = tasks.repeated_segments(
+        batch=3, seq_len=12, d_vocab=model.cfg.d_vocab, period=(5, 5), offset=(1, 1), seed=1
+    )
+    got = attention.key_path_test(model, batch, other.tokens, [(0, 1)], [(2, 3)], controls=[[(1, 0)]])
+    assert set(got) >= {"clean", "q", "k", "v", "controls"} and len(got["controls"]) == 1
+    values = [got["clean"], got["q"], got["k"], got["v"], *got["controls"]]
+    assert all(math.isfinite(v) for v in values)
+    assert len({round(v, 6) for v in values[1:4]}) == 3, "patching q, k and v are three different experiments"
+
+
+@torch.no_grad()
 def test_ablation_grid_on_both_architectures(model):
     _, clean, _, metric = _ioi(model, 3)
     grid = patching.ablate(model, clean, metric, component="head", method="mean")

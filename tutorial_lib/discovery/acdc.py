@@ -96,6 +96,8 @@ class _State:
         self.order = stages(self.g)
         self.delta = self.clean_outs - self.repl  # what removing an edge from a sender subtracts
         self.heads: dict[int, Tensor] = {}  # sender -> its output in the current state (dropped when it changes)
+        self.readers = [-1 if rd is None else rd for rd in map(self.g.reader, range(self.g.n_receivers))]
+        self.valid = self.g.valid.to(self.ablate.device)
 
 
 def _distances(st: _State, logits: Tensor) -> Tensor:
@@ -110,8 +112,7 @@ def _live(st: _State) -> Tensor:
     Chapter 07: circuit discovery.
     """
     g = st.g
-    kept = (g.valid.to(st.ablate.device) & ~st.ablate).tolist()
-    readers = [-1 if rd is None else rd for rd in map(g.reader, range(g.n_receivers))]
+    kept, readers = (st.valid & ~st.ablate).tolist(), st.readers
     reads_live = [rd < 0 for rd in readers]  # the logits
     live = [False] * g.n_senders
     for s in reversed(range(g.n_senders)):  # a sender's edges go to receivers read by later senders (or the logits)
@@ -238,7 +239,7 @@ def acdc(
     clean = expect_tokens(clean_tokens, "clean_tokens", model)
     tau = expect_number(threshold, "threshold", 0.0)
     w, g = replace(fw.check_model(model), fused=True), build_graph(model)
-    with torch.no_grad():
+    with torch.inference_mode():
         clean_outs = _sender_outputs(w, g, clean)
         repl = _replacement(w, g, corrupted_tokens.to(clean.device), clean)
         if distance is None:

@@ -198,6 +198,18 @@ def normalise(w: Weights, x: Tensor, params: tuple[Tensor | None, Tensor | None]
     return x if bias is None else x + bias
 
 
+def _head_slice(heads: list[int] | None) -> slice | list[int]:
+    """`heads` as a slice where they are consecutive (weights indexed by a view, not a copy), else as given.
+
+    Chapter 07: circuit discovery.
+    """
+    if heads is None:
+        return slice(None)
+    if heads and heads == list(range(heads[0], heads[0] + len(heads))):
+        return slice(heads[0], heads[0] + len(heads))
+    return heads
+
+
 def attention(w: Weights, layer: int, xq: Tensor, xk: Tensor, xv: Tensor, heads: list[int] | None = None) -> Tensor:
     """Each head's output (its z times W_O, bias excluded) from its own q, k and v inputs.
 
@@ -205,7 +217,7 @@ def attention(w: Weights, layer: int, xq: Tensor, xk: Tensor, xv: Tensor, heads:
     d_model]; `heads` picks the heads the inputs hold (default all). Returns [rows, q_pos, head, d_model].
     Chapter 07: circuit discovery.
     """
-    ln, sel = w.ln1[layer], slice(None) if heads is None else heads
+    ln, sel = w.ln1[layer], _head_slice(heads)
     q = torch.einsum("nphd,hde->nphe", normalise(w, xq, ln), w.W_Q[layer][sel]) + w.b_Q[layer][sel]
     k = torch.einsum("nphd,hde->nphe", normalise(w, xk, ln), w.W_K[layer][sel]) + w.b_K[layer][sel]
     v = torch.einsum("nphd,hde->nphe", normalise(w, xv, ln), w.W_V[layer][sel]) + w.b_V[layer][sel]

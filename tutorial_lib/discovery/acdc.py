@@ -96,6 +96,10 @@ class _State:
         self.order = stages(self.g)
         self.delta = self.clean_outs - self.repl  # what removing an edge from a sender subtracts
         self.heads: dict[int, Tensor] = {}  # sender -> its output in the current state (dropped when it changes)
+        # the outputs the trials start from: clean before the stage being decided (its edges all point into later
+        # receivers), that stage's heads as in `heads`; later senders' values are never read (the trials
+        # recompute the live ones, and the others' edges into live receivers are all removed)
+        self.outs = self.clean_outs.clone()
         self.readers = [-1 if rd is None else rd for rd in map(self.g.reader, range(self.g.n_receivers))]
         self.valid = self.g.valid.to(self.ablate.device)
 
@@ -129,7 +133,7 @@ def _stage_base(st: _State, i: int, r: int, live: Tensor) -> tuple[Tensor, Tenso
     Chapter 07: circuit discovery.
     """
     g, stage = st.g, st.order[i]
-    outs, bias = st.clean_outs[None].clone(), _bias_before(st.w, stage)
+    outs, bias = st.outs[None], _bias_before(st.w, stage)  # updated in place: the trials copy it
     if stage.kind != "attn":
         return _receive(stage, outs, st.repl, st.ablate, bias), outs[0]
     head = stage.receivers.index(r) % g.n_heads
@@ -139,8 +143,6 @@ def _stage_base(st: _State, i: int, r: int, live: Tensor) -> tuple[Tensor, Tenso
         part = Stage(stage.layer, "attn", stage.n_before, _head_receivers(g, stage.layer, todo), todo)
         _run_stage(st.w, g, part, _receive(part, outs, st.repl, st.ablate, bias), outs, st.last_only)
         st.heads.update({g.head_sender(stage.layer, h): outs[0, :, :, g.head_sender(stage.layer, h)] for h in todo})
-    for h in others:
-        outs[0, :, :, g.head_sender(stage.layer, h)] = st.heads[g.head_sender(stage.layer, h)]
     mine = Stage(stage.layer, "attn", stage.n_before, _head_receivers(g, stage.layer, (head,)), (head,))
     return _receive(mine, outs, st.repl, st.ablate, bias), outs[0]
 

@@ -170,13 +170,11 @@ def _receiver_trials(st: _State, i: int, r: int, removed: Tensor, base: tuple[Te
     if stage.kind == "mlp":
         outs[..., g.mlp_sender(stage.layer), :] = fw.mlp(w, stage.layer, xr)
     else:
-        b, p = xr.shape[1:3]
-        xs = [x_base[:, :, :, j].expand(n_var, b, p, -1) for j in range(3)]
-        xs[kind] = xr
-        xs = [x.reshape(n_var * b, p, 1, -1) for x in xs]
-        q = xs[0][:, -1:] if st.last_only and stage.layer == g.n_layers - 1 else xs[0]
-        out = fw.attention(w, stage.layer, q, xs[1], xs[2], heads=[head])
-        outs[..., -q.shape[1] :, g.head_sender(stage.layer, head), :] = out.reshape(n_var, b, q.shape[1], -1)
+        xs = [x_base[:, :, :, j, None] for j in range(3)]  # [1, B, P, 1, D]: shared by the variants
+        xs[kind] = xr[..., None, :]  # [V, B, P, 1, D]: what the variants change
+        q = xs[0][:, :, -1:] if st.last_only and stage.layer == g.n_layers - 1 else xs[0]
+        out = fw.attention(w, stage.layer, q, xs[1], xs[2], heads=[head])  # [V, B, q_pos, 1, D]
+        outs[..., -q.shape[2] :, g.head_sender(stage.layer, head), :] = out[..., 0, :]
     logits = _forward(w, g, outs, st.repl, st.ablate, start=i + 1, last_only=st.last_only, live=live)
     return _distances(st, logits)
 

@@ -7,7 +7,8 @@ final position from the full model's, averaged over prompts. Exactly that sequen
 
 * the senders before a receiver's layer are those of the clean run (the edges decided so far all point into
   later receivers), and the trials of one receiver change only that receiver's input: each trial recomputes
-  the one head (or MLP) that reads it, then the later layers, from outputs computed once per receiver;
+  the one head (or MLP) that reads it (its inputs that the trials leave unchanged projected once), then the
+  later layers, from outputs computed once per receiver;
 * with the default distance, the last layer and the logits are computed at the final position only;
 * the trials of one receiver are batched speculatively: variant j removes candidate j on top of the earlier
   candidates decided as guessed (first guess: removed; later guesses: from the previous batch's increments),

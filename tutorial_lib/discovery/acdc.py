@@ -7,7 +7,8 @@ final position from the full model's, averaged over prompts. Exactly that sequen
 
 * the senders before a receiver's layer are those of the clean run (the edges decided so far all point into
   later receivers), and the trials of one receiver change only that receiver's input: each trial recomputes
-  the one head (or MLP) that reads it, then the later layers, from outputs computed once per receiver;
+  the one head (or MLP) that reads it (its inputs that the trials leave unchanged projected once), then the
+  later layers, from outputs computed once per receiver;
 * with the default distance, the last layer and the logits are computed at the final position only;
 * the trials of one receiver are batched speculatively: variant j removes candidate j on top of the earlier
   candidates decided as guessed (first guess: removed; later guesses: from the previous batch's increments),
@@ -96,6 +97,12 @@ class _State:
         self.order = stages(self.g)
         self.delta = self.clean_outs - self.repl  # what removing an edge from a sender subtracts
         self.heads: dict[int, Tensor] = {}  # sender -> its output in the current state (dropped when it changes)
+        # the outputs the trials start from: clean before the stage being decided (its edges all point into later
+        # receivers), that stage's heads as in `heads`; later senders' values are never read (the trials
+        # recompute the live ones, and the others' edges into live receivers are all removed)
+        self.outs = self.clean_outs.clone()
+        self.readers = [-1 if rd is None else rd for rd in map(self.g.reader, range(self.g.n_receivers))]
+        self.valid = self.g.valid.to(self.ablate.device)
 
 
 def _distances(st: _State, logits: Tensor) -> Tensor:
@@ -110,8 +117,7 @@ def _live(st: _State) -> Tensor:
     Chapter 07: circuit discovery.
     """
     g = st.g
-    kept = (g.valid.to(st.ablate.device) & ~st.ablate).tolist()
-    readers = [-1 if rd is None else rd for rd in map(g.reader, range(g.n_receivers))]
+    kept, readers = (st.valid & ~st.ablate).tolist(), st.readers
     reads_live = [rd < 0 for rd in readers]  # the logits
     live = [False] * g.n_senders
     for s in reversed(range(g.n_senders)):  # a sender's edges go to receivers read by later senders (or the logits)
@@ -128,7 +134,7 @@ def _stage_base(st: _State, i: int, r: int, live: Tensor) -> tuple[Tensor, Tenso
     Chapter 07: circuit discovery.
     """
     g, stage = st.g, st.order[i]
-    outs, bias = st.clean_outs[None].clone(), _bias_before(st.w, stage)
+    outs, bias = st.outs[None], _bias_before(st.w, stage)  # updated in place: the trials copy it
     if stage.kind != "attn":
         return _receive(stage, outs, st.repl, st.ablate, bias), outs[0]
     head = stage.receivers.index(r) % g.n_heads
@@ -138,8 +144,6 @@ def _stage_base(st: _State, i: int, r: int, live: Tensor) -> tuple[Tensor, Tenso
         part = Stage(stage.layer, "attn", stage.n_before, _head_receivers(g, stage.layer, todo), todo)
         _run_stage(st.w, g, part, _receive(part, outs, st.repl, st.ablate, bias), outs, st.last_only)
         st.heads.update({g.head_sender(stage.layer, h): outs[0, :, :, g.head_sender(stage.layer, h)] for h in todo})
-    for h in others:
-        outs[0, :, :, g.head_sender(stage.layer, h)] = st.heads[g.head_sender(stage.layer, h)]
     mine = Stage(stage.layer, "attn", stage.n_before, _head_receivers(g, stage.layer, (head,)), (head,))
     return _receive(mine, outs, st.repl, st.ablate, bias), outs[0]
 
@@ -167,13 +171,11 @@ def _receiver_trials(st: _State, i: int, r: int, removed: Tensor, base: tuple[Te
     if stage.kind == "mlp":
         outs[..., g.mlp_sender(stage.layer), :] = fw.mlp(w, stage.layer, xr)
     else:
-        b, p = xr.shape[1:3]
-        xs = [x_base[:, :, :, j].expand(n_var, b, p, -1) for j in range(3)]
-        xs[kind] = xr
-        xs = [x.reshape(n_var * b, p, 1, -1) for x in xs]
-        q = xs[0][:, -1:] if st.last_only and stage.layer == g.n_layers - 1 else xs[0]
-        out = fw.attention(w, stage.layer, q, xs[1], xs[2], heads=[head])
-        outs[..., -q.shape[1] :, g.head_sender(stage.layer, head), :] = out.reshape(n_var, b, q.shape[1], -1)
+        xs = [x_base[:, :, :, j, None] for j in range(3)]  # [1, B, P, 1, D]: shared by the variants
+        xs[kind] = xr[..., None, :]  # [V, B, P, 1, D]: what the variants change
+        q = xs[0][:, :, -1:] if st.last_only and stage.layer == g.n_layers - 1 else xs[0]
+        out = fw.attention(w, stage.layer, q, xs[1], xs[2], heads=[head])  # [V, B, q_pos, 1, D]
+        outs[..., -q.shape[2] :, g.head_sender(stage.layer, head), :] = out[..., 0, :]
     logits = _forward(w, g, outs, st.repl, st.ablate, start=i + 1, last_only=st.last_only, live=live)
     return _distances(st, logits)
 
@@ -238,7 +240,7 @@ def acdc(
     clean = expect_tokens(clean_tokens, "clean_tokens", model)
     tau = expect_number(threshold, "threshold", 0.0)
     w, g = replace(fw.check_model(model), fused=True), build_graph(model)
-    with torch.no_grad():
+    with torch.inference_mode():
         clean_outs = _sender_outputs(w, g, clean)
         repl = _replacement(w, g, corrupted_tokens.to(clean.device), clean)
         if distance is None:

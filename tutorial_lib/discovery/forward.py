@@ -171,10 +171,10 @@ def _rotate(w: Weights, x: Tensor, first: int) -> Tensor:
     """
     if w.rotary is None:
         return x
-    if first + x.shape[1] > w.rotary[0].shape[0]:
+    if first + x.shape[-3] > w.rotary[0].shape[0]:
         raise TutorialInputError(f"circuit discovery's rotary table covers {w.rotary[0].shape[0]} positions; "
-                                 f"got a sequence of {first + x.shape[1]}.")  # fmt: skip
-    cos, sin = (t[first : first + x.shape[1], None, :].to(x.dtype) for t in w.rotary)
+                                 f"got a sequence of {first + x.shape[-3]}.")  # fmt: skip
+    cos, sin = (t[first : first + x.shape[-3], None, :].to(x.dtype) for t in w.rotary)
     half = x.shape[-1] // 2
     return x * cos + torch.cat([-x[..., half:], x[..., :half]], -1) * sin
 
@@ -198,24 +198,38 @@ def normalise(w: Weights, x: Tensor, params: tuple[Tensor | None, Tensor | None]
     return x if bias is None else x + bias
 
 
+def _head_slice(heads: list[int] | None) -> slice | list[int]:
+    """`heads` as a slice where they are consecutive (weights indexed by a view, not a copy), else as given.
+
+    Chapter 07: circuit discovery.
+    """
+    if heads is None:
+        return slice(None)
+    if heads and heads == list(range(heads[0], heads[0] + len(heads))):
+        return slice(heads[0], heads[0] + len(heads))
+    return heads
+
+
 def attention(w: Weights, layer: int, xq: Tensor, xk: Tensor, xv: Tensor, heads: list[int] | None = None) -> Tensor:
     """Each head's output (its z times W_O, bias excluded) from its own q, k and v inputs.
 
     xq [rows, q_pos, head, d_model] (q_pos <= pos: the last positions' queries only), xk, xv [rows, pos, head,
     d_model]; `heads` picks the heads the inputs hold (default all). Returns [rows, q_pos, head, d_model].
+    The rows may be several leading axes, broadcast between the inputs (ACDC shares the inputs its variants
+    do not change).
     Chapter 07: circuit discovery.
     """
-    ln, sel = w.ln1[layer], slice(None) if heads is None else heads
-    q = torch.einsum("nphd,hde->nphe", normalise(w, xq, ln), w.W_Q[layer][sel]) + w.b_Q[layer][sel]
-    k = torch.einsum("nphd,hde->nphe", normalise(w, xk, ln), w.W_K[layer][sel]) + w.b_K[layer][sel]
-    v = torch.einsum("nphd,hde->nphe", normalise(w, xv, ln), w.W_V[layer][sel]) + w.b_V[layer][sel]
-    n_q, n_pos = xq.shape[1], xk.shape[1]
+    ln, sel = w.ln1[layer], _head_slice(heads)
+    q = torch.einsum("...phd,hde->...phe", normalise(w, xq, ln), w.W_Q[layer][sel]) + w.b_Q[layer][sel]
+    k = torch.einsum("...phd,hde->...phe", normalise(w, xk, ln), w.W_K[layer][sel]) + w.b_K[layer][sel]
+    v = torch.einsum("...phd,hde->...phe", normalise(w, xv, ln), w.W_V[layer][sel]) + w.b_V[layer][sel]
+    n_q, n_pos = xq.shape[-3], xk.shape[-3]
     q, k = _rotate(w, q, n_pos - n_q), _rotate(w, k, 0)
-    scores = torch.einsum("nqhe,nkhe->nhqk", q, k) / w.scale
+    scores = torch.einsum("...qhe,...khe->...hqk", q, k) / w.scale
     causal = torch.ones(n_q, n_pos, dtype=torch.bool, device=xq.device).triu(1 + n_pos - n_q)
     pattern = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)
-    z = torch.einsum("nhqk,nkhe->nqhe", pattern, v)
-    return torch.einsum("nqhe,hed->nqhd", z, w.W_O[layer][sel])
+    z = torch.einsum("...hqk,...khe->...qhe", pattern, v)
+    return torch.einsum("...qhe,hed->...qhd", z, w.W_O[layer][sel])
 
 
 def mlp(w: Weights, layer: int, x: Tensor) -> Tensor:

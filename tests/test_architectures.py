@@ -15,7 +15,7 @@ import transformer_lens.patching as tlp
 from arch_models import ARCHITECTURES, N_HEADS, N_KV_HEADS, loss_with_head_output_zeroed
 from transformer_lens.utilities import get_act_name  # pyright: ignore[reportPrivateImportUsage]
 
-from tutorial_lib import attention, hooks, open_problems, patching, probing, sae, tasks
+from tutorial_lib import attention, hooks, lens, open_problems, patching, probing, sae, tasks
 from tutorial_lib.validation import TutorialInputError
 
 _MODELS: dict[tuple[str, str], object] = {}
@@ -277,3 +277,17 @@ def test_weight_circuits_attribution_steering_and_coverage_run_on_both(model):
     means = open_problems.component_means(model, clean)
     cover = open_problems.circuit_coverage(model, clean, metric, {(1, 0), (2, 1)}, means)
     assert all(math.isfinite(float(v)) for v in cover.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 08: the logit lens through the model's own final norm (RMSNorm on Llama)
+
+
+@torch.no_grad()
+def test_logit_lens_reads_the_last_entry_as_the_models_logits(model):
+    _, clean, _, _ = _ioi(model, 2)
+    logits, cache = model.run_with_cache(clean)
+    got = lens.logit_lens(model, cache)
+    assert got.shape[0] == model.cfg.n_layers + 1
+    torch.testing.assert_close(got[-1], logits, atol=1e-4, rtol=1e-4)
+    assert (got[0] - logits).abs().max() > 1e-2, "the embedding read out is not the model's answer"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,6 +13,27 @@ import torch
 
 class TutorialInputError(ValueError):
     """Raised when a public function gets input it cannot use; the message says what was expected."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def expect_sha256(path: str | Path, digest: str, rebuild: str) -> Path:
+    """Check that a shipped artefact file exists and matches its card's sha256; otherwise say how to
+    restore it or `rebuild` it (the command that retrains it)."""
+    path = Path(path)
+    if not path.is_file() or file_sha256(path) != digest:
+        raise TutorialInputError(
+            f"{path} is missing or does not match its card's sha256: restore it (git checkout) or rebuild it "
+            f"with {rebuild}"
+        )
+    return path
 
 
 def expect_tensor(x: object, name: str) -> torch.Tensor:

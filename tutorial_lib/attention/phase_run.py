@@ -12,7 +12,6 @@ Chapter 05: induction heads.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from torch import Tensor
 
 from ..tasks import RepeatedSegments, repeated_segments
 from ..training import train_lm
-from ..validation import TutorialInputError, expect_int_at_least
+from ..validation import TutorialInputError, expect_int_at_least, expect_sha256, file_sha256
 from .monitor import InductionMonitor
 
 __all__ = ["PHASE_DIR", "PHASE_RECIPE", "build_phase_runs", "load_phase_run", "phase_card", "phase_data", "phase_model",
@@ -134,10 +133,6 @@ def train_phase_run(
     return model, monitor.history()
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _stem(seed: int, shuffled: bool) -> str:
     return f"seed{seed}" + ("-shuffled" if shuffled else "")
 
@@ -164,7 +159,7 @@ def build_phase_runs(out_dir: str | Path = PHASE_DIR, recipe: dict = PHASE_RECIP
             {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / f"{stem}.safetensors")
         )
         save_file({k: v.contiguous() for k, v in hist.items()}, str(out / f"{stem}-history.safetensors"))
-        files = {f: _sha256(out / f) for f in (f"{stem}.safetensors", f"{stem}-history.safetensors")}
+        files = {f: file_sha256(out / f) for f in (f"{stem}.safetensors", f"{stem}-history.safetensors")}
         runs.append({**run, "files": files, "cpu_seconds": round(time.process_time() - start)})
     card = {
         "name": "induction-phase",
@@ -204,11 +199,7 @@ def load_phase_run(seed: int = 1, shuffled: bool = False, directory: str | Path 
         have = [(r["seed"], r["shuffled"]) for r in card["runs"]]
         raise TutorialInputError(f"no shipped run with seed={seed}, shuffled={shuffled}; the card has {have}.")
     for name, digest in run["files"].items():
-        if _sha256(directory / name) != digest:
-            raise TutorialInputError(
-                f"{directory / name} does not match its card's sha256: restore it (git checkout) or rebuild it "
-                "with python -m tutorial_lib.attention.phase_run"
-            )
+        expect_sha256(directory / name, digest, "python -m tutorial_lib.attention.phase_run")
     stem = _stem(seed, shuffled)
     model = phase_model(seed, card["recipe"])
     model.load_state_dict(load_file(str(directory / f"{stem}.safetensors")), strict=True)

@@ -12,7 +12,6 @@ Chapter 06: open problems.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..validation import TutorialInputError, expect_int_at_least, expect_ndim
+from ..validation import TutorialInputError, expect_int_at_least, expect_ndim, expect_sha256, file_sha256
 
 __all__ = [
     "TOY_SAE_DIR",
@@ -124,10 +123,6 @@ def train_toy_sae(name: str, acts: Tensor, steps: int | None = None, seed: int |
     return _train(spec, acts, recipe["train"], None if steps is None else expect_int_at_least(steps, "steps"))[0]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _dirname(name: str) -> str:
     return name.replace(" ", "-").replace(".", "_")
 
@@ -166,7 +161,7 @@ def build_toy_saes(out_dir: str | Path = TOY_SAE_DIR, recipe: dict = TOY_SAE_REC
         sae, h = _train(spec, acts, recipe["train"])
         path = save_sae(sae, out / _dirname(spec["name"]), hook_name=recipe["hook"], model_name=recipe["model"])
         hist = {"steps": h.steps, "loss": h.loss, "l0": h.l0, "dead_fraction": h.dead_fraction}
-        entries.append({**spec, "dir": path.name, "sha256": _sha256(path / WEIGHTS_FILE), "history": hist,
+        entries.append({**spec, "dir": path.name, "sha256": file_sha256(path / WEIGHTS_FILE), "history": hist,
                         "cpu_seconds": round(h.seconds, 1)})  # fmt: skip
     ck = recipe["checkpoints"]
     tensors = {f"{name}/{n}/{k}": v.detach().contiguous()
@@ -182,7 +177,7 @@ def build_toy_saes(out_dir: str | Path = TOY_SAE_DIR, recipe: dict = TOY_SAE_REC
         "rebuild": "python -m tutorial_lib.open_problems.toy_saes",
         "torch": torch.__version__,
         "n_activations": int(acts.shape[0]),
-        "checkpoints_sha256": _sha256(out / CHECKPOINTS),
+        "checkpoints_sha256": file_sha256(out / CHECKPOINTS),
         "saes": entries,
     }
     (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
@@ -190,11 +185,7 @@ def build_toy_saes(out_dir: str | Path = TOY_SAE_DIR, recipe: dict = TOY_SAE_REC
 
 
 def _check(path: Path, digest: str) -> None:
-    if not path.is_file() or _sha256(path) != digest:
-        raise TutorialInputError(
-            f"{path} is missing or does not match its card's sha256: restore it (git checkout) or rebuild it "
-            "with python -m tutorial_lib.open_problems.toy_saes"
-        )
+    expect_sha256(path, digest, "python -m tutorial_lib.open_problems.toy_saes")
 
 
 def load_toy_saes(directory: str | Path = TOY_SAE_DIR, *, device=None) -> ToySAEs:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..tokenizer import load_tokenizer
-from ..validation import TutorialInputError
+from ..validation import TutorialInputError, file_sha256
 from .recipes import RECIPES, bridge_config
 
 DATA_DIR = Path(__file__).parent.parent / "data" / "organisms"
@@ -84,12 +84,7 @@ def card(name: str, root: str | Path | None = None) -> dict:
     return c
 
 
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256 = file_sha256  # the organisms' integrity record and every other shipped artefact hash files alike
 
 
 def config_sha256(config: dict) -> str:

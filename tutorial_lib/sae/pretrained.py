@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..validation import TutorialInputError
+from ..validation import TutorialInputError, expect_sha256, file_sha256
 from .frontier import FrontierPoint, score_point, sweep_frontier
 from .io import WEIGHTS_FILE, load_sae, save_sae
 from .synthetic import synthetic_activations
@@ -56,12 +56,6 @@ FRONTIER_RECIPE: dict = {
     },
 }
 _HISTORY_FIELDS = ("steps", "loss", "mse", "l0", "dead_fraction")
-
-
-def _sha256(path: Path) -> str:
-    from ..organisms.loading import sha256
-
-    return sha256(path)
 
 
 def frontier_data(recipe: dict = FRONTIER_RECIPE) -> tuple[Tensor, Tensor, Tensor]:
@@ -122,7 +116,7 @@ def build_frontier(out_dir: str | Path = FRONTIER_DIR, recipe: dict = FRONTIER_R
                 "arch": p.arch,
                 "knob": p.knob,
                 "dir": path.name,
-                "sha256": _sha256(path / WEIGHTS_FILE),
+                "sha256": file_sha256(path / WEIGHTS_FILE),
                 "held_out": {"l0": round(p.l0, 3), "ev": round(p.ev, 4), "mcc": round(p.mcc, 4)},
                 "history": {f: getattr(h, f) for f in _HISTORY_FIELDS},
                 "n_steps": h.n_steps,
@@ -154,11 +148,7 @@ def load_frontier(directory: str | Path = FRONTIER_DIR, *, device=None) -> list[
     points = []
     for entry in card["saes"]:
         path = directory / entry["dir"]
-        if _sha256(path / WEIGHTS_FILE) != entry["sha256"]:
-            raise TutorialInputError(
-                f"{path / WEIGHTS_FILE} does not match its card's sha256: restore it (git checkout) or rebuild it "
-                "with python -m tutorial_lib.sae.pretrained"
-            )
+        expect_sha256(path / WEIGHTS_FILE, entry["sha256"], "python -m tutorial_lib.sae.pretrained")
         h = entry["history"]
         hist = TrainHistory(
             steps=list(h["steps"]),

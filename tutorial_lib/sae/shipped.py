@@ -11,7 +11,6 @@ Chapter 02: sparse autoencoders.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..validation import TutorialInputError
+from ..validation import TutorialInputError, expect_sha256, file_sha256
 from .architectures import make_sae
 from .base import SAE
 from .io import WEIGHTS_FILE, load_sae, save_sae
@@ -95,10 +94,6 @@ def train_spec(spec: dict, acts: Tensor, train: dict) -> tuple[SAE, TrainHistory
     return sae.eval(), hist
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def build_sae_set(out_dir: str | Path = SEEDS_DIR, recipe: dict = SEEDS_RECIPE) -> Path:
     """Train every SAE of the recipe and write it (SAELens format) with the set's `card.json`.
 
@@ -112,7 +107,7 @@ def build_sae_set(out_dir: str | Path = SEEDS_DIR, recipe: dict = SEEDS_RECIPE) 
     for spec in recipe["saes"]:
         sae, h = train_spec(spec, acts, recipe["train"])
         path = save_sae(sae, out / spec["name"], hook_name=recipe["hook"], model_name=recipe["model"])
-        entries.append({**spec, "dir": path.name, "sha256": _sha256(path / WEIGHTS_FILE),
+        entries.append({**spec, "dir": path.name, "sha256": file_sha256(path / WEIGHTS_FILE),
                         "history": {"steps": h.steps, "loss": h.loss, "l0": h.l0},
                         "cpu_seconds": round(h.seconds, 1)})  # fmt: skip
     card = {"name": recipe.get("name", out.name), "recipe": recipe, "rebuild": "python -m tutorial_lib.sae.shipped",
@@ -133,12 +128,7 @@ def load_sae_set(directory: str | Path = SEEDS_DIR, *, device=None) -> tuple[dic
     card = json.loads((directory / CARD).read_text())
     saes = {}
     for e in card["saes"]:
-        path = directory / e["dir"] / WEIGHTS_FILE
-        if not path.is_file() or _sha256(path) != e["sha256"]:
-            raise TutorialInputError(
-                f"{path} is missing or does not match its card's sha256: restore it (git checkout) or rebuild "
-                "it with python -m tutorial_lib.sae.shipped"
-            )
+        expect_sha256(directory / e["dir"] / WEIGHTS_FILE, e["sha256"], "python -m tutorial_lib.sae.shipped")
         saes[e["name"]] = load_sae(directory / e["dir"], device=device).eval()
     return saes, card
 

@@ -8,7 +8,6 @@ Chapter 08: transcoders and attribution graphs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..tasks.corpus_text import PAD_ID, corpus_tokens
-from ..validation import TutorialInputError
+from ..validation import TutorialInputError, expect_sha256, file_sha256
 from .architecture import Transcoder
 from .training import mlp_io, normalised_mse, train_transcoder
 
@@ -31,10 +30,6 @@ TOY_LM_RECIPE: dict = {
     "test": {"batch": 64, "n_ctx": 32, "seed": 100},
     "transcoder": {"d_latent": 256, "k": 8, "steps": 600, "batch_size": 512, "lr": 3e-3, "seed": 0},
 }
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def train_from_recipe(
@@ -84,7 +79,7 @@ def build_transcoders(model, out_dir: str | Path = TOY_LM_DIR, recipe: dict = TO
         "recipe": recipe,
         "rebuild": "python -m tutorial_lib.transcoders.pretrained",
         "torch": torch.__version__,
-        "sha256": _sha256(out / WEIGHTS),
+        "sha256": file_sha256(out / WEIGHTS),
         "layers": layers,
     }
     (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
@@ -102,11 +97,7 @@ def load_transcoders(directory: str | Path = TOY_LM_DIR, *, device=None) -> tupl
             f"{directory} must hold {CARD} and {WEIGHTS}; rebuild them with python -m tutorial_lib.transcoders.pretrained"
         )
     card = json.loads((directory / CARD).read_text())
-    if _sha256(directory / WEIGHTS) != card["sha256"]:
-        raise TutorialInputError(
-            f"{directory / WEIGHTS} does not match its card's sha256: restore it (git checkout) or rebuild it "
-            "with python -m tutorial_lib.transcoders.pretrained"
-        )
+    expect_sha256(directory / WEIGHTS, card["sha256"], "python -m tutorial_lib.transcoders.pretrained")
     tensors = load_file(str(directory / WEIGHTS), device="cpu")
     settings = card["recipe"]["transcoder"]
     tcs = []

@@ -909,6 +909,7 @@ def _cases_attribution_graph() -> list[tuple[str, str, object]]:
         ("attribution_graph.fact_prompts", "unknown relation", lambda: AG.fact_prompts("colour")),
         ("attribution_graph.effects_by_mode", "answers missing", lambda: AG.effects_by_mode(model(), [], prompts()[0], [])),
         ("attribution_graph.effects_by_mode", "no prompts", lambda: AG.effects_by_mode(model(), [], [], [])),
+        ("attribution_graph.effects_by_mode", "scale a str", lambda: AG.effects_by_mode(model(), [], *prompts(), scale="5")),
         ("attribution_graph.attention_gap", "a mode missing", lambda: AG.attention_gap({"live": torch.zeros(3)})),
         ("attribution_graph.gap_by_group", "negative threshold", lambda: AG.gap_by_group(eff(), threshold=-1.0)),
         ("attribution_graph.gap_by_group", "a mode missing", lambda: AG.gap_by_group({"norms frozen": torch.zeros(3)})),

@@ -47,11 +47,11 @@ def effects_by_mode(
     model,
     transcoders: Sequence[Transcoder],
     prompts: Sequence[Tensor],
-    tokens: Sequence[int],
+    answers: Sequence[int],
     scale: float = 0.0,
     modes: dict | None = None,
 ) -> dict[str, Tensor]:
-    """For every latent of every prompt's graph that can reach the logit (prompt i's logit of `tokens[i]`),
+    """For every latent of every prompt's graph that can reach the logit (prompt i's logit of `answers[i]`),
     the graph's predicted change of the logit when the latent is set to `scale` times its activation
     ((1 - scale) times the predicted ablation effect, the graph being linear) and the measured one in each
     of `modes` (default: the four of `MODES`). Also each latent's "prompt", "layer", "pos", "index" and
@@ -59,11 +59,15 @@ def effects_by_mode(
 
     Chapter 08: transcoders and attribution graphs.
     """
-    if len(prompts) != len(tokens) or not prompts:
-        raise TutorialInputError(f"need one answer token per prompt, got {len(prompts)} prompts, {len(tokens)} tokens.")
+    if len(prompts) != len(answers) or not prompts:
+        raise TutorialInputError(
+            f"need one answer token per prompt, got {len(prompts)} prompts, {len(answers)} answers."
+        )
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise TutorialInputError(f"scale must be a number (0 ablates, 5 steers to 5x the activation), got {scale!r}.")
     modes = MODES if modes is None else modes
     out: dict[str, list[Tensor]] = {k: [] for k in ["predicted", *modes, "prompt", "layer", "pos", "index", "from_end"]}
-    for k, (p, tok) in enumerate(zip(prompts, tokens, strict=True)):
+    for k, (p, tok) in enumerate(zip(prompts, answers, strict=True)):
         g = attribution_graph(model, transcoders, p, int(tok))
         nodes = _reaching(g)
         out["predicted"].append((1.0 - scale) * predicted_ablation_effects(g, nodes))

@@ -30,7 +30,7 @@ def _best_time(fn, repeats: int) -> tuple[float, object]:
     return best, out
 
 
-def main(lengths: tuple[int, ...] = (6, 10, 15, 24), repeats: int = 3) -> float:
+def main(lengths: tuple[int, ...] = (6, 10, 15, 24, 32), repeats: int = 3) -> float:
     torch.manual_seed(0)
     model = organisms.load("toy-lm")
     tcs, _card = load_transcoders()
@@ -44,8 +44,8 @@ def main(lengths: tuple[int, ...] = (6, 10, 15, 24), repeats: int = 3) -> float:
         ratios.append(t_naive / t_fast)
         print(f"{n_tokens:>6} {fast.adjacency.shape[0]:>6} {fast.n_latents:>7} {t_fast:>10.3f} {t_naive:>8.3f} "  # type: ignore[union-attr]
               f"{ratios[-1]:>5.1f}x {diff:>10.2e}")  # fmt: skip
-    print(f"ratio at the longest prompt: {ratios[-1]:.1f}x (goal: at least {GOAL:.0f}x at identical edge weights)")
-    return ratios[-1]
+    print(f"smallest ratio: {min(ratios):.1f}x (goal: at least {GOAL:.0f}x at every length, identical edge weights)")
+    return min(ratios)
 
 
 if __name__ == "__main__":

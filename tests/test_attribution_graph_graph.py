@@ -1,7 +1,9 @@
-"""attribution_graph/graph.py: the batched graph's edges equal the naive one-backward-per-node
-reference; the frozen-linear model reproduces the true logit exactly (error nodes included) and the
-logit's incoming edges plus the bias sum to it; dropping the error nodes' edges breaks that sum (the
-control). Transcoders need not be trained for these identities: untrained ones are used."""
+"""attribution_graph/graph.py: the batched graph's edges (the hand-written backward of the frozen model)
+equal the naive one-backward-per-node reference, on a short prompt and at toy-lm's full context; the
+frozen-linear model reproduces the true logit exactly (error nodes included) and the logit's incoming
+edges plus the bias sum to it; dropping the error nodes' edges breaks that sum (the control). The hand-written
+backward is what runs on toy-lm, and its self-check rejects a wrong one (then autograd gives the edges).
+Transcoders need not be trained for these identities: untrained ones are used."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 
 from tutorial_lib import organisms
 from tutorial_lib.attribution_graph import attribution_graph, logit_edges
+from tutorial_lib.attribution_graph import graph as graph_module
 from tutorial_lib.tasks.bracket_text import brackets
 from tutorial_lib.transcoders import Transcoder
 from tutorial_lib.validation import TutorialInputError
@@ -40,6 +43,39 @@ def test_edges_equal_the_naive_reference_and_the_logit_is_reproduced(setup):
     assert abs(errors) > 1e-2  # the control: without the error nodes the sum misses the logit
     assert graph.adjacency[-1].sum().item() - errors + graph.bias != pytest.approx(true_logit, abs=1e-3)
     assert len(graph.names()) == graph.adjacency.shape[0]
+
+
+def test_edges_equal_the_naive_reference_at_the_full_context(setup):
+    model, tcs, _ = setup
+    tokens = brackets(1, model.cfg.n_ctx, seed=1).tokens[:, : model.cfg.n_ctx]
+    graph = attribution_graph(model, tcs, tokens, CLOSE)
+    naive = attribution_graph(model, tcs, tokens, CLOSE, naive=True)
+    assert graph.n_pos == model.cfg.n_ctx
+    torch.testing.assert_close(graph.adjacency, naive.adjacency, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(graph.per_unit, naive.per_unit, atol=1e-5, rtol=1e-5)
+
+
+def test_the_hand_written_backward_runs_and_its_self_check_rejects_a_wrong_one(setup, monkeypatch):
+    model, tcs, tokens = setup
+    naive = attribution_graph(model, tcs, tokens, CLOSE, naive=True)
+
+    def no_autograd(*_args, **_kwargs):
+        raise AssertionError("the autograd fallback ran on toy-lm")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(graph_module, "_autograd_rows", no_autograd)
+        attribution_graph(model, tcs, tokens, CLOSE)  # toy-lm: the hand-written backward passes its self-check
+    right = graph_module._frozen_vjp
+
+    def wrong(*args):  # the control: the logit's strongest edge off by 10%
+        rows, units = right(*args)
+        rows = rows.clone()
+        rows[-1, rows[-1].abs().argmax()] *= 1.1
+        return rows, units
+
+    monkeypatch.setattr(graph_module, "_frozen_vjp", wrong)
+    graph = attribution_graph(model, tcs, tokens, CLOSE)  # rejected: the autograd edges instead
+    torch.testing.assert_close(graph.adjacency, naive.adjacency, atol=1e-5, rtol=1e-5)
 
 
 def test_bad_inputs_are_named(setup):

@@ -2,7 +2,9 @@
 transcoders: nodes are the active transcoder latents at every position, one error node per (layer,
 position), one embedding node per position and the chosen output logit; an edge is the direct linear
 effect of a source on a target with attention patterns and LayerNorm scales frozen at the prompt's
-values (linear through attention OV and the frozen norms; not through other latents)."""
+values (linear through attention OV and the frozen norms; not through other latents). The edges come from
+one batch of cotangent rows carried down the frozen model by hand (no forward per target), checked
+against autograd's one backward per node (`naive=True`) by tests/test_attribution_graph_graph.py."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..hooks import norm_gain
 from ..transcoders import Transcoder, mlp_errors
 from ..validation import TutorialInputError, expect_ndim
 
@@ -195,26 +198,71 @@ def _chunks(latents: list[tuple[int, int, int]], n_layers: int, naive: bool) -> 
     return out
 
 
-def attribution_graph(
-    model, transcoders: Sequence[Transcoder], tokens: Int[Tensor, "1 pos"], token: int, *, naive: bool = False
-) -> AttributionGraph:
-    """The attribution graph of `tokens`'s last-position logit for `token`: every target's incoming
-    edges from one backward pass of the frozen-linear model, all targets batched into ONE pass.
-    `naive=True` is the reference: one backward per target node (same numbers, much slower).
+def _norm_back(model, norm: str, state: dict[str, Tensor], g: Tensor) -> Tensor:
+    """The frozen norm `norm` ('blocks.0.ln1', 'ln_final', ...) transposed: a cotangent [..., pos, d_model]
+    on its output to one on its input (times the gain, over the clean scale, centred for LayerNorm)."""
+    module = model.ln_final if norm == "ln_final" else getattr(model.blocks[int(norm.split(".")[1])], norm[-3:])
+    gain = norm_gain(module)
+    g = (g if gain is None else g * gain) / state[f"{norm}.hook_scale"][0]
+    return g - g.mean(-1, keepdim=True) if model.cfg.normalization_type in ("LN", "LNPre") else g
 
-    Chapter 08: transcoders and attribution graphs.
-    """
-    if not isinstance(token, int) or not 0 <= token < model.cfg.d_vocab:
-        raise TutorialInputError(f"token must be an int token id in [0, {model.cfg.d_vocab}), got {token!r}.")
-    state = clean_state(model, transcoders, tokens)
+
+def _attention_back(model, layer: int, state: dict[str, Tensor], g: Tensor) -> Tensor:
+    """Cotangents g [rows, pos, d_model] on the residual stream after layer `layer`'s attention carried to
+    the stream before it: the skip path plus the frozen attention (clean pattern, OV) and its frozen norm."""
+    w_v, w_o = model.W_V[layer], model.W_O[layer]
+    w_v = w_v.repeat_interleave(w_o.shape[0] // w_v.shape[0], 0)  # grouped-query value heads, as they are used
+    u = torch.einsum("bqd,hed->bhqe", g, w_o)
+    u = torch.einsum("hqk,bhqe->bhke", state[f"blocks.{layer}.attn.hook_pattern"][0], u)
+    return g + _norm_back(model, f"blocks.{layer}.ln1", state, torch.einsum("bhke,hde->bkd", u, w_v))
+
+
+def _latent_grads(g: Tensor, w_dec: Tensor, on: Tensor) -> Tensor:
+    """Cotangents g [rows, pos, d_model] on a layer's MLP output, read at its active latents `on` [pos, d_sae]
+    in their (pos, index) order: g[:, pos] . W_dec[index], one small matmul per position."""
+    count = on.sum(1)
+    idx = torch.zeros(on.shape[0], max(int(count.max()), 1), dtype=torch.long)
+    keep = torch.arange(idx.shape[1]) < count[:, None]
+    idx[keep] = on.nonzero()[:, 1]
+    return torch.bmm(g.transpose(0, 1), w_dec[idx].transpose(1, 2)).transpose(0, 1)[:, keep]
+
+
+def _frozen_vjp(
+    model, transcoders: Sequence[Transcoder], state: dict[str, Tensor], token: int
+) -> tuple[Tensor, Tensor]:
+    """Every target's gradient with respect to the sources, by hand and with no forward: the frozen model
+    is linear in its sources, so one batch of cotangent rows (the logit's, then each layer's active latents'
+    from the top, added where they enter) is carried down the residual stream through each frozen
+    attention and norm. Returns (edge rows, per-unit rows) as `_edge_rows` does, targets in node order."""
+    active, n_layers = state["z"] > 0, len(transcoders)
+    g = _norm_back(model, "ln_final", state, model.W_U[:, token])[None, -1:]
+    g = torch.cat([torch.zeros(1, active.shape[1] - 1, g.shape[-1]), g], 1)  # the logit reads the last position
+    reached, lat_grads, err_grads = [], [], []  # per layer from the top: rows above it, their grads there
+    for layer in range(n_layers - 1, -1, -1):
+        reached.append(len(g))
+        lat_grads.append(_latent_grads(g, transcoders[layer].W_dec, active[layer]))
+        err_grads.append((g * state["err"][layer]).sum(-1))
+        on = active[layer].nonzero()
+        inject = torch.zeros(len(on), *g.shape[1:])
+        inject[torch.arange(len(on)), on[:, 0]] = transcoders[layer].W_enc.T[on[:, 1]]  # each latent's encoder row
+        g = torch.cat([g, _norm_back(model, f"blocks.{layer}.ln2", state, inject)])
+        g = _attention_back(model, layer, state, g)
+    sizes = active.flatten(1).sum(1).tolist()
+    per_unit, err = torch.zeros(len(g), sum(sizes)), torch.zeros(len(g), n_layers, g.shape[1])
+    for i, layer in enumerate(range(n_layers - 1, -1, -1)):
+        per_unit[: reached[i], sum(sizes[:layer]) : sum(sizes[: layer + 1])] = lat_grads[i]
+        err[: reached[i], layer] = err_grads[i]
+    emb = (g * state["blocks.0.hook_resid_pre"][0]).sum(-1)
+    rows = torch.cat([per_unit * state["z"][active], err.flatten(1), emb], 1)
+    order = [torch.arange(1 + sum(sizes[layer + 1 :]), 1 + sum(sizes[layer:])) for layer in range(n_layers)]
+    order = torch.cat([*order, torch.zeros(1, dtype=torch.long)])  # rows were added top-down, the logit's first
+    return rows[order], per_unit[order]
+
+
+def _autograd_rows(model, transcoders, tokens, token, state, latents, naive) -> tuple[Tensor, Tensor, float | None]:
+    """Edge rows by autograd through `frozen_forward`: one backward per target (`naive`) or per layer of targets."""
     active = state["z"] > 0
-    latents: list[tuple[int, int, int]] = [(int(a), int(b), int(c)) for a, b, c in active.nonzero().tolist()]
-    with torch.no_grad():
-        z0, z1, z2 = (
-            torch.zeros_like(t)[None] for t in (state["blocks.0.hook_resid_pre"][0], state["z"], state["err"])
-        )
-        bias = frozen_forward(model, transcoders, tokens, state, z0, z1, z2)[1][0, -1, token].item()
-    rows, units, logit = [], [], 0.0
+    rows, units, logit = [], [], None
     for chunk, stop in _chunks(latents, len(transcoders), naive):
         leaves = _sources(state, len(chunk))
         resid0, z, err = leaves
@@ -228,9 +276,53 @@ def attribution_graph(
         if stop is None:
             logit = logits[0, -1, token].item()
     _release(model, tokens)
+    return torch.cat(rows), torch.cat(units), logit
+
+
+def _complete(rows: Tensor, pre: Tensor, logits: Tensor, active: Tensor, token: int) -> bool:
+    """Whether every target's edges sum to its value with the sources on minus with them off (the frozen
+    model is affine in them), from `pre`/`logits` of a batch [sources off, sources on]: the self-check of
+    the hand-written backward, which fails on a model whose blocks it does not describe."""
+    want = torch.cat([(pre[1] - pre[0])[active], (logits[1, -1, token] - logits[0, -1, token])[None]])
+    off = torch.cat([pre[0][active], logits[0, -1, token][None]]).abs()
+    return bool(((rows.sum(1) - want).abs() <= 1e-4 * (rows.abs().sum(1) + off) + 1e-5).all())
+
+
+def attribution_graph(
+    model, transcoders: Sequence[Transcoder], tokens: Int[Tensor, "1 pos"], token: int, *, naive: bool = False
+) -> AttributionGraph:
+    """The attribution graph of `tokens`'s last-position logit for `token`: every target's incoming
+    edges at once, by carrying one batch of cotangent rows (one per target) down the frozen model by hand
+    (`_frozen_vjp`), self-checked against the model's own affine identity (else, autograd through
+    `frozen_forward`, one backward pass per layer of targets). `naive=True` is the reference: one
+    autograd backward per target node (same numbers, much slower).
+
+    Chapter 08: transcoders and attribution graphs.
+    """
+    if not isinstance(token, int) or not 0 <= token < model.cfg.d_vocab:
+        raise TutorialInputError(f"token must be an int token id in [0, {model.cfg.d_vocab}), got {token!r}.")
+    state = clean_state(model, transcoders, tokens)
+    active = state["z"] > 0
+    latents: list[tuple[int, int, int]] = [(int(a), int(b), int(c)) for a, b, c in active.nonzero().tolist()]
+    with torch.no_grad():  # every source off (the bias), then on (the logit)
+        r0, z, err = (
+            torch.stack([torch.zeros_like(t), t])
+            for t in (state["blocks.0.hook_resid_pre"][0], state["z"], state["err"])
+        )
+        pre, logits = frozen_forward(model, transcoders, tokens, state, r0, z, err)
+    bias, logit = logits[0, -1, token].item(), logits[1, -1, token].item()
+    try:
+        fast = None if naive else _frozen_vjp(model, transcoders, state, token)
+    except (AttributeError, KeyError, IndexError, RuntimeError):  # a model without toy-lm's names or shapes
+        fast = None
+    if fast is not None and _complete(fast[0], pre, logits, active, token):
+        rows, units = fast
+    else:
+        rows, units, autograd_logit = _autograd_rows(model, transcoders, tokens, token, state, latents, naive)
+        logit = logit if autograd_logit is None else autograd_logit
     args = {"latents": latents, "n_layers": len(transcoders), "n_pos": tokens.shape[1], "token": token,
             "logit": logit, "bias": bias, "activations": state["z"][active]}  # fmt: skip
-    return _assemble(args, torch.cat(rows), torch.cat(units))
+    return _assemble(args, rows, units)
 
 
 def logit_edges(

@@ -25,6 +25,7 @@ import torch
 from tests.patching_support import make_model
 from tutorial_lib import (
     attention,
+    attribution_graph,
     explain,
     forward_pass,
     hooks,
@@ -50,6 +51,7 @@ MODULES = [
     "tasks",
     "training",
     "explain",
+    "attribution_graph",
 ]
 TIMEOUT_S = 20
 NAN = float("nan")
@@ -66,6 +68,14 @@ NO_CASE = {
     "training.progress",
     "sae.FrontierPoint", "sae.Split", "sae.LabelLatent", "open_problems.ToySAEs",  # result containers
     "explain.LabelTable", "explain.Explanation", "explain.Hierarchy",  # result containers
+    "attribution_graph.AttributionGraph",  # result container
+    # chapter 08's graph kernels before attention_effects: their bad inputs are tested in
+    # tests/test_attribution_graph_{graph,pruning,validation}.py, not yet swept here
+    "attribution_graph.ablate_latents", "attribution_graph.attribution_graph", "attribution_graph.circuit_latents",
+    "attribution_graph.clean_state", "attribution_graph.closing_prompts", "attribution_graph.error_share",
+    "attribution_graph.frozen_forward", "attribution_graph.influence", "attribution_graph.logit_edges",
+    "attribution_graph.predicted_ablation_effects", "attribution_graph.prune", "attribution_graph.strongest_path",
+    "attribution_graph.top_latents", "attribution_graph.validate_ablations",
 }  # fmt: skip
 
 
@@ -889,10 +899,30 @@ def _cases_explain() -> list[tuple[str, str, object]]:
     ]  # fmt: skip
 
 
+def _cases_attribution_graph() -> list[tuple[str, str, object]]:
+    """Chapter 08's attention effects (and the scale added to measured_ablation_effects); they fail on their
+    inputs before touching the model or the transcoders, so none is built."""
+    AG = attribution_graph
+    prompts = lambda: AG.fact_prompts("capital")  # noqa: E731
+    eff = lambda: {"norms frozen": torch.zeros(3), "both frozen (as the graph)": torch.zeros(3)}  # noqa: E731
+    return [
+        ("attribution_graph.fact_prompts", "unknown relation", lambda: AG.fact_prompts("colour")),
+        ("attribution_graph.effects_by_mode", "answers missing", lambda: AG.effects_by_mode(model(), [], prompts()[0], [])),
+        ("attribution_graph.effects_by_mode", "no prompts", lambda: AG.effects_by_mode(model(), [], [], [])),
+        ("attribution_graph.effects_by_mode", "scale a str", lambda: AG.effects_by_mode(model(), [], *prompts(), scale="5")),
+        ("attribution_graph.attention_gap", "a mode missing", lambda: AG.attention_gap({"live": torch.zeros(3)})),
+        ("attribution_graph.gap_by_group", "negative threshold", lambda: AG.gap_by_group(eff(), threshold=-1.0)),
+        ("attribution_graph.gap_by_group", "a mode missing", lambda: AG.gap_by_group({"norms frozen": torch.zeros(3)})),
+        ("attribution_graph.attention_shift", "layer outside", lambda: AG.attention_shift(model(), [], toks()[:1], (5, 0, 0))),
+        ("attribution_graph.measured_ablation_effects", "scale a str",
+         lambda: AG.measured_ablation_effects(model(), [], toks()[:1], None, torch.tensor([0]), scale="2")),
+    ]  # fmt: skip
+
+
 def all_cases() -> list[tuple[str, str, object]]:
     return (_cases_base() + _cases_tasks() + _cases_patching() + _cases_probing() + _cases_open_problems()
             + _cases_attention() + _cases_sae() + _cases_superposition() + _cases_added_2026_12()
-            + _cases_explain())  # fmt: skip
+            + _cases_explain() + _cases_attribution_graph())  # fmt: skip
 
 
 # --------------------------------------------------------------------------- running and classifying

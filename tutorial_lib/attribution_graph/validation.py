@@ -73,14 +73,18 @@ def measured_ablation_effects(
     graph: AttributionGraph,
     nodes: Tensor,
     freeze: Sequence[str] = (),
+    scale: float = 0.0,
 ) -> Tensor:
     """Change of the logit when latent node i is set to 0 in the replacement model (error nodes fixed
     at their clean values; attention patterns, norms and later latents recomputed). One batched run.
     `freeze` holds "attention" (the patterns) and/or "norms" (every LayerNorm scale) at their clean
     values, as the graph does: what remains between prediction and measurement is the rest.
+    `scale` sets the latent to `scale` times its clean activation instead (0: ablation; 2 or 5: steering).
 
     Chapter 08: transcoders and attribution graphs.
     """
+    if isinstance(scale, bool) or not isinstance(scale, int | float):
+        raise TutorialInputError(f"scale must be a number (0 ablates, 2 doubles the latent), got {scale!r}.")
     errors = [e.expand(len(nodes), -1, -1) for e in mlp_errors(model, transcoders, tokens)]
     where = [graph.latents[int(i)] for i in nodes]
 
@@ -88,7 +92,7 @@ def measured_ablation_effects(
         z = z.clone()
         for b, (lay, pos, j) in enumerate(where):
             if lay == layer:
-                z[b, pos, j] = 0.0
+                z[b, pos, j] = z[b, pos, j] * scale if scale else 0.0
         return z
 
     hooks = _freeze_hooks(model, tokens, tuple(freeze), len(nodes))

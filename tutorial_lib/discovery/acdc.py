@@ -31,11 +31,9 @@ from . import forward as fw
 from .edges import (
     Stage,
     _bias_before,
-    _empty_outs,
-    _forward,
+    _clean_run,
     _receive,
     _replacement,
-    _sender_outputs,
     stages,
 )
 from .graph import Graph, build_graph
@@ -177,11 +175,11 @@ def _propagate(st: _State, i: int, new: dict[int, Tensor]) -> Tensor:
             continue
         late = st.last_only and stage.kind != "attn" and stage.layer >= g.n_layers - 1  # the final position only
         p = 1 if late else st.outs.shape[1]
-        changed = list(new)
         x = _receive(part, st.outs[None, :, -p:], st.repl[:, -p:], st.ablate, _bias_before(w, part))
-        dd = torch.stack([new[s][..., -p:, :] - st.outs[:, -p:, s] for s in changed], -2)  # [V, B, p, n, D]
-        keep = torch.tensor([[float(st.kept[s][r]) for s in changed] for r in part.receivers], dtype=dd.dtype)
-        x = x + torch.matmul(keep.to(dd.device), dd)  # [V, B, p, R, D]
+        if new:
+            dd = torch.stack([out[..., -p:, :] - st.outs[:, -p:, s] for s, out in new.items()], -2)  # [V, B, p, n, D]
+            keep = torch.tensor([[float(st.kept[s][r]) for s in new] for r in part.receivers], dtype=dd.dtype)
+            x = x + torch.matmul(keep.to(dd.device), dd)  # [V, B, p, R, D]
         if stage.kind == "logits":
             return fw.unembed(w, x[..., 0, :])
         if stage.kind == "mlp":
@@ -297,15 +295,13 @@ def acdc(
     tau = expect_number(threshold, "threshold", 0.0)
     w, g = replace(fw.check_model(model), fused=True), build_graph(model)
     with torch.inference_mode():
-        clean_outs = _sender_outputs(w, g, clean)
+        clean_outs, clean_logits = _clean_run(w, g, clean)
         repl = _replacement(w, g, corrupted_tokens.to(clean.device), clean)
-        if distance is None:
-            distance = kl_to(_forward(w, g, _empty_outs(w, g, clean, 1), repl, None)[0])
+        distance = kl_to(clean_logits) if distance is None else distance
         ablate = torch.zeros(g.n_senders, g.n_receivers, dtype=torch.bool, device=clean.device)
         st = _State(w, g, clean_outs, repl, ablate, distance, bool(getattr(distance, "last_position", False)))
         scores = torch.full(g.valid.shape, float("nan"), dtype=torch.float64)
-        outs = clean_outs[None].clone()
-        current = float(_distances(st, _forward(w, g, outs, repl, ablate, last_only=st.last_only))[0])
+        current = float(_distances(st, _propagate(st, len(st.order) - 2, {}))[0])  # the full circuit
         order, chunk = stages(g), expect_int_at_least(chunk, "chunk", 1)
         for i in reversed(range(len(order))):
             for r in reversed(order[i].receivers):

@@ -67,12 +67,14 @@ def kl_to(base_logits: Float[Tensor, "batch pos d_vocab"]):
     Chapter 07: circuit discovery.
     """
     base = torch.log_softmax(base_logits[:, -1].double(), -1)
+    p_base = base.exp()
 
-    def distance(logits: Tensor) -> Tensor:
-        logp = torch.log_softmax(logits[:, -1].double(), -1)
-        return (base.exp() * (base - logp)).sum(-1).mean()
+    def distance(logits: Tensor) -> Tensor:  # also takes leading variant axes [..., batch, pos, vocab]
+        logp = torch.log_softmax(logits[..., -1, :].double(), -1)
+        return (p_base * (base - logp)).sum(-1).mean(-1)
 
     distance.last_position = True  # type: ignore[attr-defined]  # ACDC may compute the final position only
+    distance.batched = True  # type: ignore[attr-defined]  # ACDC may pass all variants' logits at once
     return distance
 
 
@@ -108,6 +110,8 @@ class _State:
 def _distances(st: _State, logits: Tensor) -> Tensor:
     """The distance of each variant's logits [V, batch, pos, vocab]. Chapter 07: circuit discovery."""
     st.n_forwards += logits.shape[0]
+    if getattr(st.distance, "batched", False):
+        return st.distance(logits).double().reshape(logits.shape[0])  # type: ignore[operator]
     return torch.stack([torch.as_tensor(st.distance(lg)).double().reshape(()) for lg in logits])  # type: ignore[operator]
 
 

@@ -32,7 +32,6 @@ from .edges import (
     Stage,
     _bias_before,
     _clean_run,
-    _receive,
     _replacement,
     stages,
 )
@@ -95,16 +94,36 @@ class _State:
     n_forwards: int = 0
 
     def __post_init__(self) -> None:
-        self.order = stages(self.g)
-        self.delta = self.clean_outs - self.repl  # what removing an edge from a sender subtracts
-        # every live sender's output in the current state (the last layer's at the final position only with
-        # last_only), updated in place when an edge is removed; dead senders' values are never read (their
-        # every edge into a live receiver is removed, so they are multiplied by exactly 0)
-        self.outs = self.clean_outs.clone()
+        self.order, n_s = stages(self.g), self.g.n_senders
+        repl = self.repl.expand(self.clean_outs.shape[0], *self.repl.shape[1:])
+        # sender-major [2S, B, P, D], so that every receiver input is one matrix product with `mix`: each live
+        # sender's output in the current state (the last layer's at the final position only with last_only),
+        # updated in place when an edge is removed, then the senders' replacements; dead senders' values are
+        # never read (their every edge into a live receiver is removed, so they are multiplied by exactly 0)
+        self.both = torch.cat([self.clean_outs, repl], 2).permute(2, 0, 1, 3).contiguous()
+        self.outs = self.both[:n_s]
+        self.delta = self.both[:n_s] - self.both[n_s:]  # what removing an edge from a sender subtracts
         self.readers = [-1 if rd is None else rd for rd in map(self.g.reader, range(self.g.n_receivers))]
-        self.valid = self.g.valid.to(self.ablate.device)
-        self.kept = (self.valid & ~self.ablate).tolist()  # kept in step with ablate
+        valid = self.g.valid.to(self.ablate.device)
+        self.kept = (valid & ~self.ablate).tolist()  # kept in step with ablate
+        # [R, 2S]: a receiver reads its kept senders' outputs and its removed ones' replacements
+        self.mix = torch.cat([(valid & ~self.ablate).T, (valid & self.ablate).T], 1).to(self.both.dtype)
         self.live: list[bool] | None = None  # _live's answer, until an edge is removed
+        self.cache: dict[tuple, Tensor] = {}  # receiver index tensors and the biases before each stage
+
+
+def _inputs(st: _State, part: Stage, p: int) -> Tensor:
+    """The inputs [R, B, p, D] of the part's receivers in the current state, at the last p positions.
+
+    Chapter 07: circuit discovery.
+    """
+    key = (part.layer, part.kind, part.receivers)
+    if key not in st.cache:
+        st.cache[key] = torch.tensor(part.receivers, device=st.mix.device)
+        st.cache[key[:2]] = _bias_before(st.w, part)
+    both = st.both if p == st.both.shape[2] else st.both[:, :, -p:]
+    x = torch.matmul(st.mix[st.cache[key]], both.reshape(both.shape[0], -1))
+    return x.view(len(part.receivers), *both.shape[1:]) + st.cache[key[:2]]
 
 
 def _distances(st: _State, logits: Tensor) -> Tensor:
@@ -178,23 +197,21 @@ def _propagate(st: _State, i: int, new: dict[int, Tensor]) -> Tensor:
         if part is None:
             continue
         late = st.last_only and stage.kind != "attn" and stage.layer >= g.n_layers - 1  # the final position only
-        p = 1 if late else st.outs.shape[1]
-        x = _receive(part, st.outs[None, :, -p:], st.repl[:, -p:], st.ablate, _bias_before(w, part))
+        p = 1 if late else st.outs.shape[2]
+        x = _inputs(st, part, p)[:, None]  # [R, 1, B, p, D]
         if new:
-            dd = torch.stack([out[..., -p:, :] - st.outs[:, -p:, s] for s, out in new.items()], -2)  # [V, B, p, n, D]
+            dd = torch.stack([out[..., -p:, :] - st.outs[s, :, -p:] for s, out in new.items()])  # [n, V, B, p, D]
             keep = torch.tensor([[float(st.kept[s][r]) for s in new] for r in part.receivers], dtype=dd.dtype)
-            x = x + torch.matmul(keep.to(dd.device), dd)  # [V, B, p, R, D]
+            x = x + torch.matmul(keep.to(dd.device), dd.reshape(len(new), -1)).view(-1, *dd.shape[1:])
         if stage.kind == "logits":
-            return fw.unembed(w, x[..., 0, :])
+            return fw.unembed(w, x[0])
         if stage.kind == "mlp":
-            new[g.mlp_sender(stage.layer)] = fw.mlp(w, stage.layer, x[..., 0, :])
+            new[g.mlp_sender(stage.layer)] = fw.mlp(w, stage.layer, x[0])
             continue
         heads = list(part.heads or ())
-        rows = x.unflatten(-2, (3, len(heads)))  # [V, B, P, 3, h, D]
-        xq = rows[..., 0, :, :]
-        if st.last_only and stage.layer == g.n_layers - 1:
-            xq = xq[:, :, -1:]
-        out = fw.attention(w, stage.layer, xq, rows[..., 1, :, :], rows[..., 2, :, :], heads=heads)
+        rows = x.unflatten(0, (3, len(heads))).movedim(1, -2)  # [3, V, B, P, h, D]
+        xq = rows[0][:, :, -1:] if st.last_only and stage.layer == g.n_layers - 1 else rows[0]
+        out = fw.attention(w, stage.layer, xq, rows[1], rows[2], heads=heads)
         new.update({g.head_sender(stage.layer, h): out[..., j, :] for j, h in enumerate(heads)})
     raise AssertionError("the stages end with the logits")
 
@@ -209,14 +226,14 @@ def _receiver_trials(st: _State, i: int, r: int, removed: Tensor, x_base: Tensor
     w, g, stage = st.w, st.g, st.order[i]
     n, k = stage.n_before, stage.receivers.index(r)
     kind, head = divmod(k, g.n_heads)
-    delta = st.delta[..., :n, :]
-    xr = x_base[:, :, :, kind] - torch.matmul(removed[:, :n].to(delta.dtype), delta).permute(2, 0, 1, 3)  # [V, B, P, D]
+    delta = st.delta[:n].reshape(n, -1)
+    xr = x_base[kind] - torch.matmul(removed[:, :n].to(delta.dtype), delta).view(-1, *x_base.shape[1:])  # [V, B, P, D]
     if stage.kind == "logits":
         return _distances(st, fw.unembed(w, xr[:, :, -1:] if st.last_only else xr)), {}
     if stage.kind == "mlp":
         new = {g.mlp_sender(stage.layer): fw.mlp(w, stage.layer, xr)}
     else:
-        xs = [x_base[:, :, :, j, None] for j in range(3)]  # [1, B, P, 1, D]: shared by the variants
+        xs = [x_base[j, None, :, :, None] for j in range(3)]  # [1, B, P, 1, D]: shared by the variants
         xs[kind] = xr[..., None, :]  # [V, B, P, 1, D]: what the variants change
         q = xs[0][:, :, -1:] if st.last_only and stage.layer == g.n_layers - 1 else xs[0]
         out = fw.attention(w, stage.layer, q, xs[1], xs[2], heads=[head])  # [V, B, q_pos, 1, D]
@@ -229,10 +246,10 @@ def _commit(st: _State, new: dict[int, Tensor], j: int, s: int, r: int) -> None:
 
     Chapter 07: circuit discovery.
     """
-    st.ablate[s, r] = True
+    st.ablate[s, r], st.mix[r, s], st.mix[r, st.g.n_senders + s] = True, 0.0, 1.0
     st.kept[s][r], st.live = False, None
     for t, out in new.items():
-        st.outs[:, -out.shape[-2] :, t] = out[j]
+        st.outs[t, :, -out.shape[-2] :] = out[j]
 
 
 def _decide_receiver(st: _State, i: int, r: int, current: float, tau: float, scores: Tensor, chunk: int) -> float:
@@ -246,10 +263,11 @@ def _decide_receiver(st: _State, i: int, r: int, current: float, tau: float, sco
     if st.order[i].kind != "logits" and not _live(st)[st.readers[r]]:
         for s in todo:  # r's reader has no path to the logits: removing its edges changes nothing
             scores[s, r], st.ablate[s, r], st.kept[s][r] = 0.0, tau > 0, not tau > 0
+            st.mix[r, s], st.mix[r, st.g.n_senders + s] = float(not tau > 0), float(tau > 0)
         st.live = None
         return current
     part = _reader_part(st.g, st.order[i], r)
-    x_base = _receive(part, st.outs[None], st.repl, st.ablate, _bias_before(st.w, part))
+    x_base = _inputs(st, part, st.outs.shape[2])
     gone = torch.zeros(st.g.n_senders, dtype=torch.bool, device=st.ablate.device)
     keep_guess = dict.fromkeys(todo, False)
     while todo:

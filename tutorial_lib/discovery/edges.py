@@ -177,10 +177,18 @@ def sender_outputs(model, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "ba
 
 def _sender_outputs(w: fw.Weights, g: Graph, tokens: Tensor) -> Tensor:
     """sender_outputs with the weights given. Chapter 07: circuit discovery."""
+    return _clean_run(w, g, tokens)[0]
+
+
+def _clean_run(w: fw.Weights, g: Graph, tokens: Tensor) -> tuple[Tensor, Tensor]:
+    """The sender outputs [B, P, S, D] and logits [B, P, d_vocab] of the plain run (no edge ablated).
+
+    Chapter 07: circuit discovery.
+    """
     with torch.no_grad():
         outs = _empty_outs(w, g, tokens, 1)
-        _forward(w, g, outs, outs[0], None)
-    return outs[0]
+        logits = _forward(w, g, outs, outs[0], None)
+    return outs[0], logits[0]
 
 
 def mean_sender_outputs(model, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "1 pos sender d_model"]:

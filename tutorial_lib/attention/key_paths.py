@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..patching import path_patch_group
+from ..patching import path_patch_group, path_patch_groups
 from ..validation import (
     TutorialInputError,
     expect_heads,
@@ -90,6 +90,9 @@ def key_path_test(
 
     with torch.no_grad():
         clean = repeated_loss(model(toks)).item()
-    out: dict[str, Any] = {"clean": clean, **{inp: run(senders, inp) for inp in ("q", "k", "v")}}
-    out["controls"] = [run(group, "k") for group in controls]
+    keys = path_patch_groups(
+        model, toks, corrupted, repeated_loss, [senders, *controls], receivers=receivers, receiver_input="k"
+    ).tolist()  # the senders and every control set in one batch
+    out: dict[str, Any] = {"clean": clean, "q": run(senders, "q"), "k": keys[0], "v": run(senders, "v")}
+    out["controls"] = keys[1:]
     return out

@@ -11,8 +11,9 @@ for one seed of the prompt sampling (the noise draw and the resample draws follo
 * "wrong corruption": Gaussian noise on tokens that are not names (the claim is about noising the names);
 * "swapped answers": the metric with IO and S exchanged (a wrong labelling of the task).
 
-The SmolLM2 head claims (section 3 on a real model) are checked at prompt seed 1 and fail on swapped answers
-(marked `real`: they need the offline SmolLM2 wheel).
+The SmolLM2 claims (the notebook's real-model branches: sections 1-3, 5 and 8) are checked at prompt seeds 1, 2
+and 3, and each fails on its control (swapped answers, the residual grid read one position off, a shuffled
+ranking, the 'abc' corruption, the bottom three heads); marked `real`: they need the offline SmolLM2 wheel.
 
 Training: the claims rest on the shipped organisms. Re-training ioi-3l (3000 steps) or toy-lm at other
 training seeds, or at 4x the steps, takes minutes per run on one core, beyond the ~90 s budget of this file;
@@ -371,8 +372,8 @@ def test_attribution_claim_fails_on_a_permuted_estimate():
 # (solutions/04_activation_patching.ipynb: section 1 = cell 7, residual stream = cells 14 and 16, heads =
 # cells 27 and 30, direct logit attribution = cell 32, third name = cell 34, attribution = cells 52 and 53,
 # head set = cell 68). The notebook patches its 12 first-pass heads with P.patch_head_group one at a time; here
-# P.patch_heads gives the same cells (bit for bit) from one pair of cached runs. Cost: about 25 s of CPU per
-# seed (1 thread; the 8-depth residual grid is 15 s of it); every control re-reads seed 1's measurement.
+# P.patch_heads gives the same cells (bit for bit) from one pair of cached runs. Cost: about 20 s of CPU per
+# seed (1 thread; the 8-depth residual grid is 9 s of it); every control re-reads seed 1's measurement.
 
 REAL_SEEDS = (1, 2, 3)  # the notebook's prompts are seed 0
 REAL_PROMPTS = 8  # session.pick(organism=40, real=8)

@@ -6,6 +6,7 @@ compared with the shipped curves; the organism claims hold on probe batches of t
 fail: each claim is false on a control where it should not hold: an untrained model of the same
 architecture, a run trained on shuffled repeats (the same tokens in another order, so only copying without
 lookup can help), a run cut before its plateau, or the claim's check aimed at the wrong heads or the wrong path.
+The SmolLM2 claims (marked `real`) hold on three other probes and fail on their controls (see REAL_CONTROLS).
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def test_real_model_claims_fail_for_random_heads(smollm2):
 # SmolLM2-135M (the notebook's real-model cells, TUTORIAL_MODEL=smollm2-135m) on three other probes. The
 # thresholds are the notebook's (solutions/05_induction_heads.ipynb: detector = cell 15, direct logit attribution
 # = cell 29, K-composition = cell 39, zero vs mean ablation = cell 44); its probe is attention.survey_probe
-# (4 rows of [BOS, x, x], |x| = 40, seed 0) corrupted by seed 1. Cost: about 20 s of CPU per probe (1 thread).
+# (4 rows of [BOS, x, x], |x| = 40, seed 0) corrupted by seed 1. Cost: about 18 s of CPU per probe (1 thread).
 
 REAL_PROBES = ((3, 4), (5, 6), (7, 8))  # (probe seed, corrupted seed); the notebook's is (0, 1)
 

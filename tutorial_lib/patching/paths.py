@@ -276,11 +276,19 @@ def path_patch_groups(
     checked_groups = [expect_heads(g, model, f"groups[{i}]") for i, g in enumerate(groups)]
     checked, inputs = _check_path(model, receivers, receiver_input, False)
     setup = path_setup(model, clean, corrupted, metric, checked, inputs)
-    mask = torch.zeros(len(groups), model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool, device=clean.device)
-    for i, group in enumerate(checked_groups):
+    return path_values(setup, group_masks(model, checked_groups, clean.device))
+
+
+def group_masks(model, groups: Sequence[Sequence[tuple[int, int]]], device=None) -> Bool[Tensor, "group layer head"]:
+    """path_values' sender masks: one row per group of (layer, head) pairs (checked by the caller).
+
+    Chapter 04: activation patching.
+    """
+    mask = torch.zeros(len(groups), model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool, device=device)
+    for i, group in enumerate(groups):
         for layer, head in group:
             mask[i, layer, head] = True
-    return path_values(setup, mask)
+    return mask
 
 
 def path_patch_to_receiver(model, clean_tokens, corrupted_tokens, metric, senders, receiver, receiver_input) -> float:

@@ -369,9 +369,9 @@ def test_attribution_claim_fails_on_a_permuted_estimate():
 # ---------------------------------------------------------------------------------------------
 # SmolLM2-135M (the notebook's real-model branches, TUTORIAL_MODEL=smollm2-135m), at prompt seeds 1, 2 and 3.
 # Every threshold below is the notebook's own, in the `else:` (real-model) branch of the cell named beside it
-# (solutions/04_activation_patching.ipynb: section 1 = cell 7, residual stream = cells 14 and 16, heads =
-# cells 27 and 30, direct logit attribution = cell 32, third name = cell 34, attribution = cells 52 and 53,
-# head set = cell 68). The notebook patches its 12 first-pass heads with P.patch_head_group one at a time; here
+# (solutions/04_activation_patching.ipynb, cells counted from 0: section 1 = cell 7, residual stream = cells 14
+# and 16, heads = cells 27 and 30, direct logit attribution = cell 32, third name = cell 34, attribution = cells
+# 52 and 53, head set = cell 68). The notebook patches its 12 first-pass heads with P.patch_head_group one at a time; here
 # P.patch_heads gives the same cells (bit for bit) from one pair of cached runs. Cost: about 20 s of CPU per
 # seed (1 thread; the 8-depth residual grid is 9 s of it); every control re-reads seed 1's measurement.
 
@@ -427,12 +427,12 @@ def measure_real(lm, seed: int) -> dict:
     flip = first_pass(
         lm, fc, fk, fm, fv, P.attribution_patch(lm, fc, fk, fm, grids=["head_out_all_pos"])["head_out_all_pos"]
     )
+    shown = set(heads) | set(flip[0])
     with torch.no_grad():
         logits, cache = lm.run_with_cache(clean)
-    shown = set(heads) | set(flip[0])
-    third = torch.tensor([[P.logit_diff(lm(p[1]), p[3], p[4]).item() for p in
-                           (real_pair(lm, seed, "abc", third=c, template=t) for c in (None, "after", "before"))]
-                          for t in range(len(tasks.IOI_TEMPLATES))])  # fmt: skip
+        third = torch.tensor([[P.logit_diff(lm(p[1]), p[3], p[4]).item() for p in
+                               (real_pair(lm, seed, "abc", third=c, template=t) for c in (None, "after", "before"))]
+                              for t in range(len(tasks.IOI_TEMPLATES))])  # fmt: skip
     return dict(
         n_layers=lm.cfg.n_layers, layers=layers, clean_tokens=clean, io=io, s=s, values=values, last=logits[:, -1],
         heads=heads, patched=patched, estimated=estimated, resid=resid,

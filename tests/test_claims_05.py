@@ -214,7 +214,8 @@ def real_circuit_claims(m: dict[str, Any], control: str = "") -> dict[str, bool]
     """The notebook's SmolLM2 claims with its thresholds; `control` re-aims them where they should fail:
     "shuffled" (the second copy shuffled: no repeat), "random senders" (the keys' path from random heads of the
     same layers), "keys" (the q/v claim aimed at the keys), "first half" (DLA where nothing can be copied),
-    "writer" (the "induction heads write little" claim aimed at the writer), "random heads" (ablation)."""
+    "writer" (the "induction heads write little" claim aimed at the writer), "random heads" (ablation), "repeated
+    half" (the "first half does not need them" claim aimed at the repeated half)."""
     scores, top, k = m["scores"], m["top"], m["kpath"]
     induction = m["shuffled"] if control == "shuffled" else scores["induction"]
     early = scores["previous"][: m["n_layers"] // 6]
@@ -226,6 +227,7 @@ def real_circuit_claims(m: dict[str, Any], control: str = "") -> dict[str, bool]
     writer = divmod(int(rep.argmax()), rep.shape[1])
     quiet = [writer] if control == "writer" else top
     who = "random" if control == "random heads" else "top"
+    half = "repeated" if control == "repeated half" else "first"
     rises = {key: r["repeated"] - m["clean"]["repeated"] for key, r in m["ablated"].items()}
     return {
         "both head types exist": bool(induction.max() > 0.5 and scores["previous"].max() > 0.5),
@@ -241,7 +243,7 @@ def real_circuit_claims(m: dict[str, Any], control: str = "") -> dict[str, bool]
         "random senders do not matter": max(k["controls"]) - k["clean"] < 0.5 * rise["k"],
         "mean ablation: the induction heads matter": rises[(who, "mean")] > 1 and rises[(who, "mean")] > 4 * rises[("random", "mean")],
         "zero ablation overstates the damage": rises[(who, "zero")] > rises[(who, "mean")] + 1,
-        "the first half does not need them": max(abs(r["first"] - m["clean"]["first"]) for r in m["ablated"].values()) < 0.3,
+        "the first half does not need them": max(abs(r[half] - m["clean"][half]) for r in m["ablated"].values()) < 0.3,
     }  # fmt: skip
 
 
@@ -249,7 +251,8 @@ REAL_CONTROLS = {
     "shuffled": ["both head types exist"],
     "random senders": ["keys need the previous-token heads", "random senders do not matter"],
     "keys": ["queries and values do not"],
-    "first half": ["a head writes the copied token, only where it can"],
+    "first half": ["a head writes the copied token, only where it can", "most heads write next to nothing"],
+    "repeated half": ["the first half does not need them"],
     "writer": ["the induction heads write little"],
     "random heads": ["mean ablation: the induction heads matter", "zero ablation overstates the damage"],
 }

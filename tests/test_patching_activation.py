@@ -87,6 +87,20 @@ def test_a_subset_of_layers_gives_those_rows_of_the_full_grid(device, grid):
                                patching.patch_resid_pre(model, clean, corrupted, metric)[[1]], atol=1e-5, rtol=0)  # fmt: skip
 
 
+def test_patch_heads_gives_those_cells_of_the_head_grid(device):
+    """patch_heads (a few heads, as a first pass picks them) = their cells of the full head grid, in the order
+    asked, and = patch_head_group of each head alone."""
+    model = make_model(device)
+    clean, corrupted, right, wrong = make_data(device, n_pos=4, diff_pos=1)
+    metric = metric_for(right, wrong)
+    full = patching.patch_head_out_all_pos(model, clean, corrupted, metric)
+    heads = [(1, 2), (0, 3), (1, 0)]
+    got = patching.patch_heads(model, clean, corrupted, metric, heads)
+    torch.testing.assert_close(got, torch.stack([full[h] for h in heads]), atol=1e-5, rtol=0)
+    alone = torch.stack([patching.patch_head_group(model, clean, corrupted, metric, [h]) for h in heads])
+    torch.testing.assert_close(got, alone, atol=1e-5, rtol=0)
+
+
 def test_chunking_does_not_change_results(device):
     model = make_model(device)
     clean, corrupted, right, wrong = make_data(device, n_pos=4, diff_pos=1)

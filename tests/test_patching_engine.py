@@ -44,6 +44,20 @@ def test_forward_from_layer_runs_the_bare_blocks_without_an_earlier_check(device
     torch.testing.assert_close(got, logits, atol=1e-5, rtol=0)
 
 
+def test_last_position_logits_on_the_bare_blocks(device):
+    """last=True (a metric that reads the final position alone): the bare blocks unembed only that position and
+    every position holds its logits; the hooks engine ignores it and returns every position's."""
+    model = make_model(device)
+    tokens, *_ = make_data(device)
+    logits, cache = model.run_with_cache(tokens)
+    resid = cache[get_act_name("resid_pre", 1)]
+    got = patching.forward_from_layer(model, resid, 1, engine="blocks", last=True)
+    assert got.shape == logits.shape
+    torch.testing.assert_close(got, logits[:, -1:].expand_as(logits), atol=1e-5, rtol=0)
+    torch.testing.assert_close(patching.forward_from_layer(model, resid, 1, engine="hooks", last=True), logits,
+                               atol=1e-5, rtol=0)  # fmt: skip
+
+
 def test_self_checks_run_once_per_model(device, monkeypatch):
     calls = []
     real = native.matches_bridge

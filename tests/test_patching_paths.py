@@ -105,6 +105,19 @@ def test_group_path_patching_corrupts_the_senders_together(device):
         patching.path_patch_group(model, clean, corrupted, metric, [])
 
 
+@pytest.mark.parametrize("kinds", ["q", "k", ("q", "k", "v")])
+def test_several_groups_at_once_are_each_group_alone(device, kinds):
+    """path_patch_groups (a sender group and its control groups in one batch) = path_patch_group of each."""
+    model = make_model(device, n_layers=3, n_heads=2)
+    clean, corrupted, right, wrong = make_data(device, n_pos=4, seed=3, diff_pos=1)
+    metric = metric_for(right, wrong)
+    groups = [[(0, 0), (1, 1)], [(0, 1)], [(1, 0), (0, 0)]]
+    got = patching.path_patch_groups(model, clean, corrupted, metric, groups, receivers=[(2, 0)], receiver_input=kinds)
+    want = torch.stack([patching.path_patch_group(model, clean, corrupted, metric, g, receivers=[(2, 0)],
+                                                  receiver_input=kinds) for g in groups])  # fmt: skip
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
 def test_path_patching_to_logits_with_everything_frozen_is_direct_effect(device):
     """Attention-only, 1 layer: sender -> logits path patching equals plain head patching (clean run)."""
     model = make_model(device, attn_only=True, n_layers=1)

@@ -6,12 +6,14 @@ patching it reaches the other query heads of the group too (`patching.path_patch
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..patching import path_patch_group
+from ..patching.grids import check_pair
+from ..patching.paths import group_masks, path_setup, path_values
 from ..validation import (
     TutorialInputError,
     expect_heads,
@@ -84,12 +86,16 @@ def key_path_test(
     def repeated_loss(logits: Tensor) -> Tensor:
         return token_losses(logits, toks)[repeated].mean()
 
-    def run(group, inp: str) -> float:
-        return path_patch_group(model, toks, corrupted, repeated_loss, group, receivers=receivers,
-                                receiver_input=inp).item()  # fmt: skip
+    # patching.path_patch_group's recipe with the two runs cached once for q, k and v, and the keys' senders
+    # and every control set in one batch
+    toks, corrupted = check_pair(model, toks, corrupted)
+    setup = path_setup(model, toks, corrupted, repeated_loss, receivers, ("k",))
+    groups = [senders] + [expect_heads(group, model, "controls") for group in controls]
+
+    def run(inp: str, n: int) -> list[float]:
+        return path_values(replace(setup, inputs=(inp,)), group_masks(model, groups[:n], device)).tolist()
 
     with torch.no_grad():
         clean = repeated_loss(model(toks)).item()
-    out: dict[str, Any] = {"clean": clean, **{inp: run(senders, inp) for inp in ("q", "k", "v")}}
-    out["controls"] = [run(group, "k") for group in controls]
-    return out
+    keys = run("k", len(groups))
+    return {"clean": clean, "q": run("q", 1)[0], "k": keys[0], "v": run("v", 1)[0], "controls": keys[1:]}

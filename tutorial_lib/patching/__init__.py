@@ -56,6 +56,7 @@ from .activation import (
     patch_head_out_by_pos,
     patch_head_pattern_all_pos,
     patch_head_pattern_by_pos,
+    patch_heads,
     patch_mlp_out,
     patch_position_hook,
     patch_resid_pre,
@@ -65,7 +66,7 @@ from .engine import ENGINE_ENV, ENGINES, engine_for, forward_from_layer
 from .grids import GRIDS, TRANSFORMERLENS, get_act_name
 from .metrics import Metric, logit_diff, normalise
 from .noise import embedding_noise, noise_patch
-from .paths import path_patch, path_patch_group, path_patch_to_receiver
+from .paths import path_patch, path_patch_group, path_patch_groups, path_patch_to_receiver
 from .runner import DEFAULT_CHUNK_ELEMENTS
 from .search import greedy_head_set, patch_head_group
 
@@ -96,10 +97,12 @@ __all__ = [
     "patch_head_out_by_pos",
     "patch_head_pattern_all_pos",
     "patch_head_pattern_by_pos",
+    "patch_heads",
     "patch_mlp_out",
     "patch_position_hook",
     "patch_resid_pre",
     "path_patch",
     "path_patch_group",
+    "path_patch_groups",
     "path_patch_to_receiver",
 ]

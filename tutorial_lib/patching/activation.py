@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..validation import expect_index, expect_ndim, expect_range, expect_same_shape
+from ..validation import expect_heads, expect_index, expect_ndim, expect_range, expect_same_shape
 from .engine import cache_many, needed
-from .grids import PATCH_GRIDS, check_grid, check_layers, check_pair, get_act_name
+from .grids import GRIDS, PATCH_GRIDS, check_grid, check_layers, check_pair, get_act_name
 from .metrics import Metric
 from .runner import DEFAULT_CHUNK_ELEMENTS, cached_names, run_grid
 
@@ -25,6 +26,7 @@ __all__ = [
     "patch_head_out_by_pos",
     "patch_head_pattern_all_pos",
     "patch_head_pattern_by_pos",
+    "patch_heads",
     "patch_mlp_out",
     "patch_position_hook",
     "patch_resid_pre",
@@ -120,6 +122,30 @@ def patch_head_out_all_pos(
     return activation_patch(
         model, clean_tokens, corrupted_tokens, metric, "head_out_all_pos", engine=engine, layers=layers
     )
+
+
+def patch_heads(
+    model, clean_tokens, corrupted_tokens, metric, heads: Sequence[tuple[int, int]], engine: str | None = None
+) -> Float[Tensor, " n_heads"]:
+    """metric after patching each of `heads` alone (its clean hook_z, every position) into the corrupted run:
+    the cells ``patch_head_out_all_pos(...)[layer, head]`` of those heads only, from one pair of cached runs
+    (a real model's few heads picked by a first pass, without patching every head of their layers).
+
+    Chapter 04: activation patching.
+    """
+    clean, corrupted = check_pair(model, clean_tokens, corrupted_tokens)
+    group = expect_heads(heads, model, "heads")
+    spec = GRIDS["head_out_all_pos"]
+    layers = sorted({layer for layer, _ in group})
+    names = needed(cached_names(model, spec))
+    (_, clean_cache), (corrupted_logits, corrupted_cache) = cache_many(model, [clean, corrupted], names, engine)
+    wanted = torch.zeros(model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool)
+    for layer, h in group:
+        wanted[layer, h] = True
+    grid = run_grid(model, spec, corrupted_cache, corrupted_logits, metric,
+                    lambda layer: clean_cache[get_act_name(spec.hook, layer)], DEFAULT_CHUNK_ELEMENTS, engine,
+                    layers, keep=lambda layer: wanted[layer])  # fmt: skip
+    return torch.stack([grid[layers.index(layer), h] for layer, h in group])
 
 
 def patch_head_out_by_pos(

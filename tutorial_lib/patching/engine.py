@@ -178,8 +178,9 @@ def _block_kwargs(model, resid: Tensor) -> dict:
     return {"position_embeddings": rotary(resid, positions)}
 
 
-def _direct_forward(model, resid: Tensor, start: int, stop: int | None) -> Tensor:
-    """Blocks start..stop-1 on `resid`; logits if stop is None (same modules, same hook points).
+def _direct_forward(model, resid: Tensor, start: int, stop: int | None, last: bool = False) -> Tensor:
+    """Blocks start..stop-1 on `resid`; logits if stop is None (same modules, same hook points). last=True: the
+    unembedding runs at the final position alone and every position's logits are that position's (a view).
 
     Chapter 04: activation patching.
     """
@@ -190,11 +191,11 @@ def _direct_forward(model, resid: Tensor, start: int, stop: int | None) -> Tenso
         resid = out[0] if isinstance(out, tuple) else out
     if stop is not None:
         return resid
-    logits = model.unembed(model.ln_final(resid))
+    logits = model.unembed(model.ln_final(resid[:, -1:] if last else resid))
     cap = float(getattr(model.cfg, "output_logits_soft_cap", -1.0) or -1.0)
     if cap > 0:
         logits = cap * torch.tanh(logits / cap)
-    return logits
+    return logits.expand(-1, resid.shape[1], -1) if last else logits
 
 
 def forward_from_layer(
@@ -204,12 +205,14 @@ def forward_from_layer(
     fwd_hooks: Sequence[tuple[str, Callable]] = (),
     stop_at_layer: int | None = None,
     engine: str | None = None,
+    last: bool = False,
 ) -> Float[Tensor, "batch pos d_vocab"]:
     """Run `model` from block `layer` onward, `resid` being the residual entering that block.
 
     Returns logits, or the residual entering block `stop_at_layer` when given. Only blocks `layer..` run
     when the model passes the block-stack check (and `engine` allows it); otherwise
-    `run_with_hooks(start_at_layer=layer)` is used.
+    `run_with_hooks(start_at_layer=layer)` is used. last=True (for a metric that reads the final position
+    alone): on the bare blocks, only the final position is unembedded and every position holds its logits.
 
     Chapter 04: activation patching.
     """
@@ -223,7 +226,7 @@ def forward_from_layer(
         expect_range(expect_index(stop_at_layer, "stop_at_layer", n_layers + 1), "stop_at_layer", layer + 1)
     if uses_block_stack(model, engine):
         with model.hooks(fwd_hooks=list(fwd_hooks)):
-            return _direct_forward(model, resid, layer, stop_at_layer)
+            return _direct_forward(model, resid, layer, stop_at_layer, last=last)
     return model.run_with_hooks(resid, fwd_hooks=list(fwd_hooks), start_at_layer=layer, stop_at_layer=stop_at_layer)
 
 

@@ -21,7 +21,7 @@ from .grids import check_pair, get_act_name
 from .metrics import Metric, metric_scalar, metric_values
 from .native import repeat_rows
 
-__all__ = ["PathSetup", "path_patch", "path_patch_group", "path_patch_to_receiver", "path_values"]
+__all__ = ["PathSetup", "path_patch", "path_patch_group", "path_patch_groups", "path_patch_to_receiver", "path_values"]
 
 
 @dataclass(frozen=True)
@@ -254,6 +254,41 @@ def path_patch_group(
     for layer, head in group:
         mask[0, layer, head] = True
     return path_values(setup, mask)[0]
+
+
+def path_patch_groups(
+    model,
+    clean_tokens: Int[Tensor, "batch pos"],
+    corrupted_tokens: Int[Tensor, "batch pos"],
+    metric: Metric,
+    groups: Sequence[Sequence[tuple[int, int]]],
+    receivers: Sequence[tuple[int, int]] | None = None,
+    receiver_input: str | Sequence[str] = ("q", "k", "v"),
+) -> Float[Tensor, " n_groups"]:
+    """path_patch_group for several sender groups along the same path: one value per group, from one pair of
+    cached runs and one batched forward (a group and its random controls, say).
+
+    Chapter 04: activation patching.
+    """
+    clean, corrupted = check_pair(model, clean_tokens, corrupted_tokens)
+    if not isinstance(groups, (list, tuple)) or not groups:
+        raise TutorialInputError(f"groups must be a non-empty list of sender lists, got {groups!r}.")
+    checked_groups = [expect_heads(g, model, f"groups[{i}]") for i, g in enumerate(groups)]
+    checked, inputs = _check_path(model, receivers, receiver_input, False)
+    setup = path_setup(model, clean, corrupted, metric, checked, inputs)
+    return path_values(setup, group_masks(model, checked_groups, clean.device))
+
+
+def group_masks(model, groups: Sequence[Sequence[tuple[int, int]]], device=None) -> Bool[Tensor, "group layer head"]:
+    """path_values' sender masks: one row per group of (layer, head) pairs (checked by the caller).
+
+    Chapter 04: activation patching.
+    """
+    mask = torch.zeros(len(groups), model.cfg.n_layers, model.cfg.n_heads, dtype=torch.bool, device=device)
+    for i, group in enumerate(groups):
+        for layer, head in group:
+            mask[i, layer, head] = True
+    return mask
 
 
 def path_patch_to_receiver(model, clean_tokens, corrupted_tokens, metric, senders, receiver, receiver_input) -> float:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from . import native
-from .engine import engine_for, forward_from_layer
+from .engine import engine_for, forward_from_layer, uses_block_stack
 from .grids import Grid, get_act_name, masks
 from .metrics import Metric, metric_scalar, metric_values
 
@@ -46,24 +46,28 @@ def run_grid(
     chunk_elements: int,
     engine: str | None = None,
     layers: Sequence[int] | None = None,
+    keep: Callable[[int], Tensor] | None = None,
 ) -> Tensor:
     """metric(patched run) for every variant of `grid`: the base run with `source(layer)` patched in, for
-    every layer or only `layers` (one row each, in that order).
+    every layer or only `layers` (one row each, in that order). `keep(layer)` (a bool per variant) runs only
+    those variants; the others are not run and hold the base run's value.
 
     Chapter 04: activation patching.
     """
     base_value = metric_scalar(metric(base_logits)).to(base_logits.device)
     fast = engine_for(model, engine) == "native"
-    last = fast and reads_last_position_only(metric, base_logits)
+    last = (fast or uses_block_stack(model, engine)) and reads_last_position_only(metric, base_logits)
     rows_out = []
     for layer in range(model.cfg.n_layers) if layers is None else layers:
         base_act = base_cache[get_act_name(grid.hook, layer)]  # [batch, *rest]
         src = source(layer).to(base_act.dtype)
         layer_masks, axis_sizes = masks(grid, tuple(base_act.shape[1:]))
         layer_masks = layer_masks.to(base_act.device)
+        if keep is not None:  # a variant with an empty mask changes nothing and is not run (see _first_changed)
+            layer_masks = layer_masks & keep(layer).to(base_act.device).view(-1, *[1] * (layer_masks.ndim - 1))
         first = _first_changed(grid, base_act, src, layer_masks)
         n_pos = base_act.shape[2 if grid.hook == "pattern" else 1]
-        per_row = base_cache[get_act_name("resid_pre", layer)].shape[1] * _widest(model, n_pos)
+        per_row = _per_row(model, base_cache[get_act_name("resid_pre", layer)].shape[1], n_pos, last and not fast)
         max_var = max(1, chunk_elements // (per_row * base_act.shape[0]))
         values = base_value.expand(layer_masks.shape[0]).clone()
         if fast:
@@ -79,7 +83,7 @@ def run_grid(
             for i in range(0, len(todo), max_var):
                 idx = todo[i : i + max_var]
                 name = get_act_name(grid.hook, layer)
-                values[idx] = _run_variants(model, layer, name, resid, src, layer_masks[idx], metric, engine)
+                values[idx] = _run_variants(model, layer, name, resid, src, layer_masks[idx], metric, engine, last)
         rows_out.append(values.reshape(axis_sizes))
     return torch.stack(rows_out)
 
@@ -98,6 +102,17 @@ def _first_changed(grid: Grid, base_act: Tensor, src: Tensor, layer_masks: Tenso
     return torch.where(
         changed.any(-1), changed.float().argmax(-1), torch.full_like(changed[:, 0], n_pos, dtype=torch.long)
     )
+
+
+def _per_row(model, seq: int, n_pos: int, last_logits: bool) -> int:
+    """Elements of the widest activation of one row of a forward (last_logits: logits at the final position alone).
+
+    Chapter 04: activation patching.
+    """
+    if not last_logits:
+        return seq * _widest(model, n_pos)
+    d_vocab = model.cfg.d_vocab_out if model.cfg.d_vocab_out > 0 else model.cfg.d_vocab
+    return max(d_vocab, seq * max(model.cfg.d_mlp or 0, model.cfg.n_heads * n_pos, model.cfg.d_model))
 
 
 def _widest(model, n_pos: int) -> int:
@@ -151,7 +166,15 @@ def reads_last_position_only(metric: Metric, logits: Tensor) -> bool:
 
 
 def _run_variants(
-    model, layer: int, name: str, resid: Tensor, src: Tensor, layer_masks: Tensor, metric: Metric, engine: str | None
+    model,
+    layer: int,
+    name: str,
+    resid: Tensor,
+    src: Tensor,
+    layer_masks: Tensor,
+    metric: Metric,
+    engine: str | None,
+    last: bool = False,
 ) -> Tensor:
     """One batched forward from `layer` for len(layer_masks) variants; returns their metric values.
 
@@ -165,6 +188,6 @@ def _run_variants(
         return torch.where(sel, src[None], act).reshape(n_var * batch, *act.shape[2:])
 
     with torch.no_grad():
-        logits = forward_from_layer(model, resid.repeat(n_var, 1, 1), layer, [(name, patch)], engine=engine)
+        logits = forward_from_layer(model, resid.repeat(n_var, 1, 1), layer, [(name, patch)], engine=engine, last=last)
     logits = logits.reshape(n_var, batch, *logits.shape[1:])
     return metric_values(metric, logits).to(resid.device)

@@ -838,6 +838,8 @@ def _cases_added_2026_12() -> list[tuple[str, str, object]]:
         ("open_problems.toy_sae_activations", "not a recipe", lambda: open_problems.toy_sae_activations({"data": 1})),
         ("open_problems.build_toy_saes", "not a recipe", lambda: open_problems.build_toy_saes("/nonexistent-saes", {"data": 1})),
         ("open_problems.load_toy_saes", "no card", lambda: open_problems.load_toy_saes("/nonexistent-saes")),
+        ("open_problems.build_long_toy_saes", "not a recipe", lambda: open_problems.build_long_toy_saes("/nonexistent-saes", {"data": 1})),
+        ("open_problems.build_long_toy_saes", "no card there", lambda: open_problems.build_long_toy_saes("/nonexistent-saes")),
         ("sae.sae_set_activations", "not a recipe", lambda: sae.sae_set_activations({"hook": "x"})),
         ("sae.train_spec", "spec without steps", lambda: sae.train_spec({"arch": "topk"}, torch.zeros(4, 8), {})),
         ("sae.build_sae_set", "not a recipe", lambda: sae.build_sae_set("/nonexistent-saes", {"data": 1})),

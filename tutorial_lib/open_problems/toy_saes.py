@@ -3,9 +3,10 @@ dictionaries across seeds, splice them into the model and rank them by a downstr
 those claims needs converged SAEs (training them takes several minutes of CPU, more than a notebook may
 spend). They are stored in SAELens format under tutorial_lib/data/saes/toy-lm/ with a card holding the
 recipe, every training curve and the sha256 of every file, plus the decoders of shorter runs of the same
-recipe (the shared fraction against training steps) and a control pair trained on synthetic data with a
-planted dictionary. `load_toy_saes` checks the hashes; `build_toy_saes`
-(python -m tutorial_lib.open_problems.toy_saes) retrains everything from the recipe.
+recipe (the shared fraction against training steps), a control pair trained on synthetic data with a
+planted dictionary, and the SAEs the claims rest on trained 4x longer (64,000 steps: the claims' robustness
+tests). `load_toy_saes` checks the hashes; `build_toy_saes` (python -m tutorial_lib.open_problems.toy_saes)
+retrains everything from the recipe, `build_long_toy_saes` (... toy_saes --long) only the 4x ones.
 
 Chapter 06: open problems.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "TOY_SAE_DIR",
     "TOY_SAE_RECIPE",
     "ToySAEs",
+    "build_long_toy_saes",
     "build_toy_saes",
     "load_toy_saes",
     "toy_sae_activations",
@@ -56,6 +58,8 @@ TOY_SAE_RECIPE: dict[str, Any] = {
     ],
     # shorter runs of the same recipe (each with its own warm-up and decay) for the shared fraction vs steps
     "checkpoints": {"names": ["topk8", "topk8 seed 1"], "steps": [250, 500, 1000, 2000, 4000, 8000]},
+    # the SAEs of the claims of sections 3, 7 and 8 at 4x the training (tests/test_claims_06.py)
+    "long": {"names": ["topk2", "topk2 seed 1", "topk4", "topk8", "topk8 seed 1", "topk16"], "steps": 64000},
     # a control where the dictionary is unique: synthetic data with 256 planted features (chapter 02's)
     "control": {
         "data": {"n_samples": 30000, "d_in": 64, "n_features": 256, "l0": 8.0, "seed": 0},
@@ -71,8 +75,9 @@ TOY_SAE_RECIPE: dict[str, Any] = {
 class ToySAEs:
     """The shipped SAEs: `saes` by name (eval mode), their training `histories` (steps, loss, l0, dead
     fraction), the SAEs of the shorter runs `checkpoints[name][steps]`, the decoders of the two
-    synthetic-data `control` SAEs (compared by cosines only), the `recipe` and each SAE's training time
-    as recorded on the card (`cpu_seconds`).
+    synthetic-data `control` SAEs (compared by cosines only), the `recipe`, each SAE's training time
+    as recorded on the card (`cpu_seconds`), and the SAEs trained 4x longer `long[name]` with their
+    `long_histories` (empty for a card without them).
 
     Chapter 06: open problems.
     """
@@ -83,6 +88,8 @@ class ToySAEs:
     control: list[Tensor]
     recipe: dict
     cpu_seconds: dict[str, float]
+    long: dict[str, Any] = field(default_factory=dict)
+    long_histories: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
 def toy_sae_activations(recipe: dict = TOY_SAE_RECIPE, model=None) -> Tensor:
@@ -181,6 +188,49 @@ def build_toy_saes(out_dir: str | Path = TOY_SAE_DIR, recipe: dict = TOY_SAE_REC
         "saes": entries,
     }
     (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
+    return build_long_toy_saes(out, recipe, acts) if recipe.get("long") else out
+
+
+def _thin(values: list, every: int = 4) -> list:
+    """Every `every`-th logged point of a history and its last one (a 64,000-step curve at 161 points)."""
+    return values[::every] + ([values[-1]] if (len(values) - 1) % every else [])
+
+
+def build_long_toy_saes(out_dir: str | Path = TOY_SAE_DIR, recipe: dict = TOY_SAE_RECIPE,
+                        acts: Tensor | None = None) -> Path:  # fmt: skip
+    """Train only the recipe's `long` SAEs (its `names` for `steps` each, otherwise the same recipe) into
+    `out_dir` beside the others, and add them to its `card.json` (their sha256, thinned curves, CPU time);
+    the SAEs already there are not touched.
+
+    Chapter 06: open problems.
+    """
+    from ..sae import WEIGHTS_FILE, save_sae
+
+    long = recipe.get("long") if isinstance(recipe, dict) else None
+    specs = {s["name"]: s for s in recipe.get("saes", [])} if isinstance(recipe, dict) else {}
+    if not isinstance(long, dict) or "train" not in recipe or not set(long.get("names", [])) <= specs.keys():
+        raise TutorialInputError(f"recipe must be a dict like TOY_SAE_RECIPE with a 'long' entry, got {recipe!r:.80}.")
+    out = Path(out_dir)
+    if not (out / CARD).is_file():
+        raise TutorialInputError(f"{out} must hold {CARD}: build the other SAEs first (build_toy_saes).")
+    card = json.loads((out / CARD).read_text())
+    steps = expect_int_at_least(long["steps"], "recipe['long']['steps']")
+    acts = toy_sae_activations(recipe) if acts is None else acts
+    entries = []
+    for name in long["names"]:
+        sae, h = _train(specs[name], acts, recipe["train"], steps=steps)
+        path = save_sae(
+            sae, out / f"{_dirname(name)}-{steps}-steps", hook_name=recipe["hook"], model_name=recipe["model"]
+        )
+        hist = {
+            k: _thin(v)
+            for k, v in {"steps": h.steps, "loss": h.loss, "l0": h.l0, "dead_fraction": h.dead_fraction}.items()
+        }
+        entries.append({"name": name, "steps": steps, "dir": path.name, "sha256": file_sha256(path / WEIGHTS_FILE),
+                        "history": hist, "cpu_seconds": round(h.seconds, 1)})  # fmt: skip
+    card["recipe"] = {**card["recipe"], "long": long}
+    card["long"] = entries
+    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
     return out
 
 
@@ -222,9 +272,16 @@ def load_toy_saes(directory: str | Path = TOY_SAE_DIR, *, device=None) -> ToySAE
             checkpoints.setdefault(name, {})[n] = sae.eval()
     control = [flat[f"control/{i}"] for i in range(len(card["recipe"]["control"]["seeds"]))]
     seconds = {e["name"]: float(e["cpu_seconds"]) for e in card["saes"]}
+    long, long_histories = {}, {}
+    for e in card.get("long", []):
+        _check(directory / e["dir"] / WEIGHTS_FILE, e["sha256"])
+        long[e["name"]] = load_sae(directory / e["dir"], device=device).eval()
+        long_histories[e["name"]] = e["history"]
     return ToySAEs(saes=saes, histories=histories, checkpoints=checkpoints, control=control, recipe=card["recipe"],
-                   cpu_seconds=seconds)  # fmt: skip
+                   cpu_seconds=seconds, long=long, long_histories=long_histories)  # fmt: skip
 
 
 if __name__ == "__main__":  # pragma: no cover - the recipe's entry point
-    print(build_toy_saes(sys.argv[1] if len(sys.argv) > 1 else TOY_SAE_DIR))
+    _args = [a for a in sys.argv[1:] if a != "--long"]
+    _build = build_long_toy_saes if "--long" in sys.argv[1:] else build_toy_saes
+    print(_build(_args[0] if _args else TOY_SAE_DIR))

@@ -59,7 +59,24 @@ TOY_SAE_RECIPE: dict[str, Any] = {
     # shorter runs of the same recipe (each with its own warm-up and decay) for the shared fraction vs steps
     "checkpoints": {"names": ["topk8", "topk8 seed 1"], "steps": [250, 500, 1000, 2000, 4000, 8000]},
     # the SAEs of the claims of sections 3, 7 and 8 at 4x the training (tests/test_claims_06.py)
-    "long": {"names": ["topk2", "topk2 seed 1", "topk4", "topk8", "topk8 seed 1", "topk16"], "steps": 64000},
+    # (relu to topk8 seed 3 added later: every SAE of section 7's and 8's claims and section 3's four seed pairs)
+    "long": {
+        "names": [
+            "topk2",
+            "topk2 seed 1",
+            "topk4",
+            "topk8",
+            "topk8 seed 1",
+            "topk16",
+            "relu",
+            "relu l1 1.0",
+            "topk2 seed 2",
+            "topk2 seed 3",
+            "topk8 seed 2",
+            "topk8 seed 3",
+        ],
+        "steps": 64000,
+    },  # fmt: skip
     # a control where the dictionary is unique: synthetic data with 256 planted features (chapter 02's)
     "control": {
         "data": {"n_samples": 30000, "d_in": 64, "n_features": 256, "l0": 8.0, "seed": 0},

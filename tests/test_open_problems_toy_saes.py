@@ -53,6 +53,26 @@ def test_building_only_the_long_saes_leaves_the_others_untouched(built):
     op.build_long_toy_saes(built, tiny_recipe())  # back to the module's artefact
 
 
+def test_adding_long_saes_by_name_only_inserts_into_the_card(built):
+    import difflib
+
+    recipe = {**tiny_recipe(), "long": {"names": ["topk8", "topk8 seed 1"], "steps": 12}}
+    text, weights = (
+        (built / "card.json").read_text(),
+        (built / "topk8-12-steps" / "sae_weights.safetensors").read_bytes(),
+    )
+    op.build_long_toy_saes(built, recipe, names=["topk8 seed 1"])  # how relu ... topk8 seed 3 joined the artefact
+    new = (built / "card.json").read_text()
+    old_lines, new_lines = ([line.rstrip(",") for line in t.splitlines()] for t in (text, new))  # JSON's commas
+    ops = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes()
+    assert {tag for tag, *_ in ops} == {"equal", "insert"}  # the card gains lines, loses and changes none
+    assert (built / "topk8-12-steps" / "sae_weights.safetensors").read_bytes() == weights
+    assert list(op.load_toy_saes(built).long) == ["topk8", "topk8 seed 1"]
+    with pytest.raises(TutorialInputError, match="names"):
+        op.build_long_toy_saes(built, recipe, names=["topk3"])
+    op.build_long_toy_saes(built, tiny_recipe())  # back to the module's artefact
+
+
 def test_a_tampered_long_sae_is_refused(tmp_path, built):
     import shutil
 

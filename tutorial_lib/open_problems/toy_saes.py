@@ -59,7 +59,24 @@ TOY_SAE_RECIPE: dict[str, Any] = {
     # shorter runs of the same recipe (each with its own warm-up and decay) for the shared fraction vs steps
     "checkpoints": {"names": ["topk8", "topk8 seed 1"], "steps": [250, 500, 1000, 2000, 4000, 8000]},
     # the SAEs of the claims of sections 3, 7 and 8 at 4x the training (tests/test_claims_06.py)
-    "long": {"names": ["topk2", "topk2 seed 1", "topk4", "topk8", "topk8 seed 1", "topk16"], "steps": 64000},
+    # (relu to topk8 seed 3 added later: every SAE of section 7's and 8's claims and section 3's four seed pairs)
+    "long": {
+        "names": [
+            "topk2",
+            "topk2 seed 1",
+            "topk4",
+            "topk8",
+            "topk8 seed 1",
+            "topk16",
+            "relu",
+            "relu l1 1.0",
+            "topk2 seed 2",
+            "topk2 seed 3",
+            "topk8 seed 2",
+            "topk8 seed 3",
+        ],
+        "steps": 64000,
+    },  # fmt: skip
     # a control where the dictionary is unique: synthetic data with 256 planted features (chapter 02's)
     "control": {
         "data": {"n_samples": 30000, "d_in": 64, "n_features": 256, "l0": 8.0, "seed": 0},
@@ -196,16 +213,34 @@ def _thin(values: list, every: int = 4) -> list:
     return values[::every] + ([values[-1]] if (len(values) - 1) % every else [])
 
 
+def _long_entry(name: str, sae, h, out: Path, recipe: dict, steps: int) -> dict:
+    """Save one `long` SAE beside the others and return its card entry (sha256, thinned curves, CPU time)."""
+    from ..sae import WEIGHTS_FILE, save_sae
+
+    path = save_sae(sae, out / f"{_dirname(name)}-{steps}-steps", hook_name=recipe["hook"], model_name=recipe["model"])
+    hist = {
+        k: _thin(v) for k, v in {"steps": h.steps, "loss": h.loss, "l0": h.l0, "dead_fraction": h.dead_fraction}.items()
+    }
+    return {"name": name, "steps": steps, "dir": path.name, "sha256": file_sha256(path / WEIGHTS_FILE),
+            "history": hist, "cpu_seconds": round(h.seconds, 1)}  # fmt: skip
+
+
+def _merge_long(card: dict, long: dict, entries: list[dict]) -> dict:
+    """`card` with the recipe's `long` entry and `entries` replacing the card's entries of the same names; the
+    other entries of `long["names"]` stay as they were, in the recipe's order (new names go last: additive)."""
+    by_name = {e["name"]: e for e in card.get("long", [])} | {e["name"]: e for e in entries}
+    return {**card, "recipe": {**card["recipe"], "long": long},
+            "long": [by_name[n] for n in long["names"] if n in by_name]}  # fmt: skip
+
+
 def build_long_toy_saes(out_dir: str | Path = TOY_SAE_DIR, recipe: dict = TOY_SAE_RECIPE,
-                        acts: Tensor | None = None) -> Path:  # fmt: skip
-    """Train only the recipe's `long` SAEs (its `names` for `steps` each, otherwise the same recipe) into
-    `out_dir` beside the others, and add them to its `card.json` (their sha256, thinned curves, CPU time);
-    the SAEs already there are not touched.
+                        acts: Tensor | None = None, names: list[str] | None = None) -> Path:  # fmt: skip
+    """Train only the recipe's `long` SAEs (its `names` for `steps` each, otherwise the same recipe; or only
+    `names` of them) into `out_dir` beside the others, and add them to its `card.json` (their sha256,
+    thinned curves, CPU time); the SAEs already there, and the card's other entries, are not touched.
 
     Chapter 06: open problems.
     """
-    from ..sae import WEIGHTS_FILE, save_sae
-
     long = recipe.get("long") if isinstance(recipe, dict) else None
     specs = {s["name"]: s for s in recipe.get("saes", [])} if isinstance(recipe, dict) else {}
     if not isinstance(long, dict) or "train" not in recipe or not set(long.get("names", [])) <= specs.keys():
@@ -213,24 +248,16 @@ def build_long_toy_saes(out_dir: str | Path = TOY_SAE_DIR, recipe: dict = TOY_SA
     out = Path(out_dir)
     if not (out / CARD).is_file():
         raise TutorialInputError(f"{out} must hold {CARD}: build the other SAEs first (build_toy_saes).")
+    if names is not None and not (isinstance(names, list) and set(names) <= set(long["names"])):
+        raise TutorialInputError(f"names must be a list of the recipe's long SAEs {long['names']}, got {names!r:.80}.")
     card = json.loads((out / CARD).read_text())
     steps = expect_int_at_least(long["steps"], "recipe['long']['steps']")
     acts = toy_sae_activations(recipe) if acts is None else acts
-    entries = []
-    for name in long["names"]:
-        sae, h = _train(specs[name], acts, recipe["train"], steps=steps)
-        path = save_sae(
-            sae, out / f"{_dirname(name)}-{steps}-steps", hook_name=recipe["hook"], model_name=recipe["model"]
-        )
-        hist = {
-            k: _thin(v)
-            for k, v in {"steps": h.steps, "loss": h.loss, "l0": h.l0, "dead_fraction": h.dead_fraction}.items()
-        }
-        entries.append({"name": name, "steps": steps, "dir": path.name, "sha256": file_sha256(path / WEIGHTS_FILE),
-                        "history": hist, "cpu_seconds": round(h.seconds, 1)})  # fmt: skip
-    card["recipe"] = {**card["recipe"], "long": long}
-    card["long"] = entries
-    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
+    entries = [
+        _long_entry(n, *_train(specs[n], acts, recipe["train"], steps=steps), out, recipe, steps)
+        for n in (long["names"] if names is None else names)
+    ]
+    (out / CARD).write_text(json.dumps(_merge_long(card, long, entries), indent=1) + "\n")
     return out
 
 
@@ -282,6 +309,9 @@ def load_toy_saes(directory: str | Path = TOY_SAE_DIR, *, device=None) -> ToySAE
 
 
 if __name__ == "__main__":  # pragma: no cover - the recipe's entry point
-    _args = [a for a in sys.argv[1:] if a != "--long"]
-    _build = build_long_toy_saes if "--long" in sys.argv[1:] else build_toy_saes
-    print(_build(_args[0] if _args else TOY_SAE_DIR))
+    # --long: only the 4x SAEs; --long NAME ...: only those (e.g. --long "relu" "topk8 seed 2")
+    _args = sys.argv[1:]
+    if _args[:1] == ["--long"]:
+        print(build_long_toy_saes(TOY_SAE_DIR, names=_args[1:] or None))
+    else:
+        print(build_toy_saes(_args[0] if _args else TOY_SAE_DIR))

@@ -210,6 +210,13 @@ def measure_real_circuit(model, seed: int, other_seed: int) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def writer_after_induction(dla_repeated: torch.Tensor, induction_heads: list[tuple[int, int]]) -> bool:
+    """The claim "the head that writes the copied token sits in a later layer than the induction heads"
+    (notebook cell 29), from the heads' direct logit attribution on the repeated half [layer, head]."""
+    writer = divmod(int(dla_repeated.argmax()), dla_repeated.shape[1])
+    return writer[0] > max(layer for layer, _ in induction_heads)
+
+
 def real_circuit_claims(m: dict[str, Any], control: str = "") -> dict[str, bool]:
     """The notebook's SmolLM2 claims with its thresholds; `control` re-aims them where they should fail:
     "shuffled" (the second copy shuffled: no repeat), "random senders" (the keys' path from random heads of the
@@ -239,7 +246,7 @@ def real_circuit_claims(m: dict[str, Any], control: str = "") -> dict[str, bool]
         "shuffled control: no induction stripe": bool(m["shuffled"].max() < 0.2),
         "a head writes the copied token, only where it can": bool(rep[writer] > 1 and rep[writer] > 5 * m["dla_first"][writer].abs()),
         "most heads write next to nothing": bool(rep[writer] > 20 * rep.abs().median()),
-        "the writer sits after the induction heads": writer[0] > max(layer for layer, _ in top),
+        "the writer sits after the induction heads": writer_after_induction(rep, top),
         "the induction heads write little": bool(max(rep[h].abs() for h in quiet) < 0.5 * rep[writer]),
         "keys need the previous-token heads": rise["k"] > 4,
         "queries and values do not": rise[qv[0]] < 0.5 and rise[qv[1]] < 0.5,
@@ -284,3 +291,19 @@ def test_real_model_circuit_claims_fail_on_their_control(smollm2, control):
     claims = real_circuit_claims(real_circuit(smollm2, REAL_PROBES[0]), control)
     held = [name for name in REAL_CONTROLS[control] if claims[name]]
     assert not held, f"on the {control!r} control these SmolLM2 claims still hold: {held}"
+
+
+@pytest.mark.real
+def test_real_model_writer_claim_fails_where_induction_heads_write(organism):
+    """Control of "the writer sits after the induction heads": in induction-2l the induction heads write the
+    copied token themselves (chapter 05, section 4), so the same check, heads picked the same way, fails there."""
+    probe = tasks.repeated_tokens(4, 20, organism.cfg.d_vocab, bos=0, seed=3)
+    scores = attention.head_scores(organism, probe)
+    n_heads = organism.cfg.n_heads
+    top = [divmod(int(i), n_heads) for i in scores["induction"].flatten().argsort(descending=True)[:3]]
+    toks, _, _, repeated = attention.masks.resolve_batch(probe, None)
+    with torch.no_grad():
+        _, cache = organism.run_with_cache(toks)
+        dla = attention.direct_logit_attribution(organism, cache, torch.nn.functional.pad(toks[:, 1:], (0, 1)))
+    assert scores["induction"].max() > 0.5, "induction-2l has its induction heads on this probe"
+    assert not writer_after_induction(dla[repeated].mean(0), top)

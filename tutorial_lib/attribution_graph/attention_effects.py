@@ -16,7 +16,7 @@ from ..tasks.words import FACTS, WORD_TO_ID, encode
 from ..transcoders import Transcoder, mlp_errors, replacement_logits
 from ..validation import TutorialInputError, expect_choice
 from .graph import attribution_graph
-from .validation import MODES, measured_ablation_effects, predicted_ablation_effects
+from .validation import MODES, _predicted_and_measured
 
 __all__ = ["attention_gap", "attention_shift", "effects_by_mode", "fact_prompts", "gap_by_group"]
 
@@ -70,9 +70,10 @@ def effects_by_mode(
     for k, (p, tok) in enumerate(zip(prompts, answers, strict=True)):
         g = attribution_graph(model, transcoders, p, int(tok))
         nodes = _reaching(g)
-        out["predicted"].append((1.0 - scale) * predicted_ablation_effects(g, nodes))
-        for mode, freeze in modes.items():
-            out[mode].append(measured_ablation_effects(model, transcoders, p, g, nodes, freeze=freeze, scale=scale))
+        predicted, measured = _predicted_and_measured(model, transcoders, p, g, nodes, modes, scale)
+        out["predicted"].append(predicted)
+        for mode, m in measured.items():
+            out[mode].append(m)
         where = torch.tensor([g.latents[int(i)] for i in nodes], dtype=torch.long).reshape(-1, 3)
         out["prompt"].append(torch.full((len(nodes),), k))
         out["layer"].append(where[:, 0])

@@ -157,13 +157,36 @@ def validate_ablations(
 
     Chapter 08: transcoders and attribution graphs.
     """
-    modes = MODES if modes is None else modes
-    pred, meas = [], {mode: [] for mode in modes}
+    pred, meas = [], {mode: [] for mode in (MODES if modes is None else modes)}
     for p in prompts:
         g = attribution_graph(model, transcoders, p, token)
         pruned = prune(g, 0.8)
-        nodes = pruned[pruned < g.n_latents][:top]
-        pred.append(predicted_ablation_effects(g, nodes))
-        for mode, freeze in modes.items():
-            meas[mode].append(measured_ablation_effects(model, transcoders, p, g, nodes, freeze=freeze))
+        predicted, measured = _predicted_and_measured(
+            model, transcoders, p, g, pruned[pruned < g.n_latents][:top], modes
+        )
+        pred.append(predicted)
+        for mode, m in measured.items():
+            meas[mode].append(m)
     return torch.cat(pred), {mode: torch.cat(v) for mode, v in meas.items()}
+
+
+def _predicted_and_measured(
+    model,
+    transcoders: Sequence[Transcoder],
+    tokens: Tensor,
+    graph: AttributionGraph,
+    nodes: Tensor,
+    modes: dict | None = None,
+    scale: float = 0.0,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """For the latents `nodes` of `graph`: the change of its logit the graph predicts when each is set to
+    `scale` times its activation ((1 - scale) times the predicted ablation effect: the graph is linear), and
+    the measured change in each of `modes` (name -> what `measured_ablation_effects` freezes; default MODES).
+
+    Chapter 08: transcoders and attribution graphs.
+    """
+    modes = MODES if modes is None else modes
+    predicted = predicted_ablation_effects(graph, nodes)
+    measured = {mode: measured_ablation_effects(model, transcoders, tokens, graph, nodes, freeze=freeze, scale=scale)
+                for mode, freeze in modes.items()}  # fmt: skip
+    return (1.0 - scale) * predicted, measured
